@@ -1,0 +1,11 @@
+//! Architecture-free SMP protocols, compiled for the kernel and for the host
+//! (where `cargo test` and the loom model checker exercise them).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod cpu;
+pub mod madt;
+pub mod callq;
+
+pub use cpu::{ApicId, AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
