@@ -1,1 +1,29 @@
+//! The SMP unikernel as a library: the demonstration kernel (`main.rs`) and
+//! the in-guest test kernel (`tests/guest`) are two thin entry points on it.
+//!
+//! Generic SMP machinery lives in `smp-core` (host-testable); everything that
+//! touches x86 hardware lives under `arch::x86_64`.
 #![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod hooks;
+pub mod ktest;
+pub mod mem;
+pub mod panic;
+pub mod params;
+pub mod percpu;
+pub mod power;
+pub mod smp;
+pub mod time;
+
+pub use smp_core::{ApicId, CpuId, CpuSet};
+
+/// CPUs online now (the test harness checks `min_cpus` against it).
+pub fn smp_online_count() -> usize {
+    smp::online_count()
+}

@@ -1,2 +1,23 @@
+//! The in-guest test kernel: the kernel library with test hooks compiled in,
+//! plus every in-guest suite. `cargo xtask test` boots it and reads the
+//! `@@KTEST` lines it prints.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+use bootloader_api::{BootInfo, entry_point};
+use kernel::boot;
+
+mod basics;
+mod examples;
+
+entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
+
+fn test_entry(boot_info: &'static mut BootInfo) -> ! {
+    boot::start(boot_info, run)
+}
+
+fn run() -> ! {
+    kernel::ktest::main(&[basics::TESTS, examples::TESTS])
+}

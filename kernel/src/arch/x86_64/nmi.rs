@@ -1,0 +1,19 @@
+//! The NMI dispatcher. NMIs arrive on their own IST stack and may interrupt
+//! anything, including a CPU holding the console lock; nothing here may
+//! block.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::structures::idt::InterruptStackFrame;
+
+static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
+
+pub fn dispatch(frame: &InterruptStackFrame) {
+    UNCLAIMED.fetch_add(1, Ordering::Relaxed);
+    log::warn!("unclaimed NMI at RIP {:#x}", frame.instruction_pointer.as_u64());
+}
+
+/// NMIs no handler claimed.
+pub fn unclaimed() -> u64 {
+    UNCLAIMED.load(Ordering::Relaxed)
+}

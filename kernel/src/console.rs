@@ -1,0 +1,155 @@
+//! The serial console (COM1 through `uart_16550`) behind the `log` facade.
+//!
+//! Every line is formatted on the stack first and written whole under a lock
+//! that records its owner CPU. The lock never deadlocks a crashing kernel:
+//! the owner re-entering (a panic or NMI in the middle of a line) writes
+//! straight through, and a CPU that waits past a bound breaks the lock.
+
+use core::cell::UnsafeCell;
+use core::fmt::{self, Write};
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use uart_16550::backend::PioBackend;
+use uart_16550::{Config, Uart16550Tty};
+
+use crate::arch::x86_64::ports::COM1;
+use crate::percpu;
+use crate::time;
+
+const NO_OWNER: u32 = u32::MAX;
+/// How long a CPU waits for another CPU's line before breaking the lock.
+const LOCK_BREAK_US: u64 = 200_000;
+const LINE_MAX: usize = 1024;
+
+struct Serial(UnsafeCell<Option<Uart16550Tty<PioBackend>>>);
+
+// SAFETY: the UART is only touched by the holder of `OWNER` (or, when the
+// lock is broken after a bounded wait, by a CPU that is going down anyway).
+unsafe impl Sync for Serial {}
+
+static SERIAL: Serial = Serial(UnsafeCell::new(None));
+static OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Opens COM1. Without a working port (hardware with no serial) the log is
+/// silently dropped rather than stopping the boot.
+pub fn init() {
+    // SAFETY: COM1 at 0x3F8 is the standard PC serial port; only this module
+    // touches it, and init runs once on the boot CPU before other CPUs exist.
+    let tty = unsafe { Uart16550Tty::new_port(COM1, Config::default()) };
+    if let Ok(tty) = tty {
+        // SAFETY: single-threaded early boot, nobody else holds the port yet.
+        unsafe { *SERIAL.0.get() = Some(tty) };
+        READY.store(true, Ordering::Release);
+    }
+    log::set_logger(&LOGGER).ok();
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Sets the most verbose level printed.
+pub fn set_level(level: log::LevelFilter) {
+    log::set_max_level(level);
+}
+
+struct LineBuf {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(LINE_MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes one whole line (a newline is added), never interleaved with
+/// another CPU's line.
+pub fn write_line(args: fmt::Arguments<'_>) {
+    let mut line = LineBuf { buf: [0; LINE_MAX], len: 0 };
+    let _ = line.write_fmt(args);
+    if line.len == LINE_MAX {
+        line.len -= 1;
+    }
+    line.buf[line.len] = b'\n';
+    line.len += 1;
+    write_bytes(&line.buf[..line.len]);
+}
+
+fn write_bytes(bytes: &[u8]) {
+    if !READY.load(Ordering::Acquire) {
+        return;
+    }
+    let me = percpu::current_cpu().index() as u32;
+    let irq_were_on = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    let reentered = OWNER.load(Ordering::Relaxed) == me;
+    if !reentered {
+        let deadline = time::Deadline::after_us(LOCK_BREAK_US);
+        while OWNER.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if deadline.expired() {
+                // The owner is stuck (halted mid-line or spinning with the
+                // lock): a late log line beats a hung machine.
+                OWNER.store(me, Ordering::Relaxed);
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    // SAFETY: we own the console lock (or re-entered our own line, or broke
+    // the lock of a CPU that is stuck), so nobody else writes the UART now.
+    if let Some(tty) = unsafe { &mut *SERIAL.0.get() } {
+        // Raw bytes (UTF-8 passes through); terminals want CR LF.
+        for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+            match chunk.split_last() {
+                Some((b'\n', body)) => {
+                    tty.inner_mut().send_bytes_exact(body);
+                    tty.inner_mut().send_bytes_exact(b"\r\n");
+                }
+                _ => tty.inner_mut().send_bytes_exact(chunk),
+            }
+        }
+    }
+    if !reentered {
+        OWNER.store(NO_OWNER, Ordering::Release);
+    }
+    if irq_were_on {
+        x86_64::instructions::interrupts::enable();
+    }
+}
+
+/// Prints a line with no prefix (the test protocol's `@@KTEST` lines).
+#[macro_export]
+macro_rules! println_raw {
+    ($($arg:tt)*) => { $crate::console::write_line(format_args!($($arg)*)) };
+}
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let us = time::uptime_us();
+        write_line(format_args!(
+            "[{:5}.{:06} {}] {:5} {}: {}",
+            us / 1_000_000,
+            us % 1_000_000,
+            percpu::current_cpu(),
+            record.level(),
+            record.target(),
+            record.args()
+        ));
+    }
+
+    fn flush(&self) {}
+}

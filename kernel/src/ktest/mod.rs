@@ -1,0 +1,195 @@
+//! The in-guest test harness.
+//!
+//! Suites (in `tests/guest`) list their tests with [`ktest!`]; the test kernel
+//! hands the lists to [`main`], which speaks the line protocol `cargo xtask
+//! test` parses (its reference is `xtask/src/protocol.rs`):
+//! `ktest.list=1` prints every test with its needs; `ktest.run=a,b` runs those
+//! tests in order, each framed by `@@KTEST BEGIN` and a verdict line.
+
+use alloc::string::String;
+
+use crate::{params, power, println_raw};
+
+/// What a test's run must end in for the host to call it passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The test returns `Ok`.
+    Pass,
+    /// The kernel panics with a message containing this text (the run then
+    /// ends as a failure, which the host checks).
+    Panic(&'static str),
+    /// A fatal exception report containing this text.
+    Fault(&'static str),
+}
+
+/// Why a test failed.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+pub type Outcome = Result<(), Failure>;
+
+/// One in-guest test.
+#[derive(Clone, Copy, Debug)]
+pub struct Test {
+    /// `module::function` within the test crate.
+    pub name: &'static str,
+    pub run: fn() -> Outcome,
+    /// Needs a boot of its own (it panics, stops CPUs, or wants a clean machine).
+    pub fresh_boot: bool,
+    pub min_cpus: usize,
+    pub timeout_ms: u64,
+    pub expect: Expect,
+    /// Kept as an example of a failing or hanging test: not in the default run.
+    pub example: bool,
+    /// Boot parameters the test needs, `k=v;k=v`.
+    pub params: &'static str,
+}
+
+impl Test {
+    pub const fn new(name: &'static str, run: fn() -> Outcome) -> Test {
+        Test { name, run, fresh_boot: false, min_cpus: 1, timeout_ms: 20_000, expect: Expect::Pass, example: false, params: "" }
+    }
+    pub const fn fresh_boot(mut self) -> Test {
+        self.fresh_boot = true;
+        self
+    }
+    pub const fn min_cpus(mut self, n: usize) -> Test {
+        self.min_cpus = n;
+        self
+    }
+    pub const fn timeout_ms(mut self, ms: u64) -> Test {
+        self.timeout_ms = ms;
+        self
+    }
+    /// Expects a panic; implies a fresh boot.
+    pub const fn expect_panic(mut self, message: &'static str) -> Test {
+        self.expect = Expect::Panic(message);
+        self.fresh_boot = true;
+        self
+    }
+    /// Expects a fatal exception; implies a fresh boot.
+    pub const fn expect_fault(mut self, message: &'static str) -> Test {
+        self.expect = Expect::Fault(message);
+        self.fresh_boot = true;
+        self
+    }
+    pub const fn example(mut self) -> Test {
+        self.example = true;
+        self
+    }
+    pub const fn params(mut self, p: &'static str) -> Test {
+        self.params = p;
+        self.fresh_boot = true;
+        self
+    }
+
+    /// The name without the test crate's own prefix.
+    pub fn short_name(&self) -> &'static str {
+        match self.name.split_once("::") {
+            Some((_, rest)) => rest,
+            None => self.name,
+        }
+    }
+}
+
+/// Declares a test from a function: `ktest!(heap_works).min_cpus(2)`.
+#[macro_export]
+macro_rules! ktest {
+    ($f:ident) => {
+        $crate::ktest::Test::new(concat!(module_path!(), "::", stringify!($f)), $f)
+    };
+}
+
+/// Fails the test with a formatted message unless `cond` holds.
+#[macro_export]
+macro_rules! kassert {
+    ($cond:expr) => {
+        if !$cond {
+            return Err($crate::ktest::Failure(alloc::format!("assertion failed: {} ({}:{})", stringify!($cond), file!(), line!())));
+        }
+    };
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err($crate::ktest::Failure(alloc::format!($($arg)+)));
+        }
+    };
+}
+
+/// Fails the test unless `a == b`, showing both.
+#[macro_export]
+macro_rules! kassert_eq {
+    ($a:expr, $b:expr $(,)?) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            return Err($crate::ktest::Failure(alloc::format!(
+                "{} == {} failed: {:?} != {:?} ({}:{})", stringify!($a), stringify!($b), a, b, file!(), line!())));
+        }
+    }};
+}
+
+/// Runs the harness: list or run, then end the run. Never returns.
+pub fn main(suites: &[&[Test]]) -> ! {
+    let tests = || suites.iter().flat_map(|s| s.iter());
+    if params::get_bool("ktest.list", false) {
+        let mut n = 0;
+        for t in tests() {
+            let (expect, message) = match t.expect {
+                Expect::Pass => ("ok", ""),
+                Expect::Panic(m) => ("panic", m),
+                Expect::Fault(m) => ("fault", m),
+            };
+            println_raw!(
+                "@@KTEST LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={expect}\texample={}\tparams={}\tmessage={message}",
+                t.short_name(),
+                t.fresh_boot as u8,
+                t.min_cpus,
+                t.timeout_ms,
+                t.example as u8,
+                t.params
+            );
+            n += 1;
+        }
+        println_raw!("@@KTEST LIST-END\t{n}");
+        power::exit(power::ExitCode::Success);
+    }
+    let Some(run) = params::get("ktest.run") else {
+        log::error!("test kernel booted without ktest.list or ktest.run; nothing to do");
+        power::exit(power::ExitCode::Failure);
+    };
+    let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
+    for name in run.split(',').filter(|n| !n.is_empty()) {
+        let Some(t) = tests().find(|t| t.short_name() == name) else {
+            println_raw!("@@KTEST FAIL\t{name}\tno such test in this kernel");
+            failed += 1;
+            continue;
+        };
+        let online = crate::smp_online_count();
+        if online < t.min_cpus {
+            println_raw!("@@KTEST SKIP\t{name}\tneeds {} CPUs online, {online} are", t.min_cpus);
+            skipped += 1;
+            continue;
+        }
+        println_raw!("@@KTEST BEGIN\t{name}");
+        let start = crate::time::rdtsc();
+        let outcome = (t.run)();
+        #[cfg(feature = "test-hooks")]
+        crate::hooks::reset();
+        let us = crate::time::ticks_to_us(crate::time::rdtsc() - start);
+        match (outcome, t.expect) {
+            (Ok(()), Expect::Pass) => {
+                println_raw!("@@KTEST PASS\t{name}\t{us}");
+                passed += 1;
+            }
+            (Ok(()), _) => {
+                println_raw!("@@KTEST FAIL\t{name}\texpected a panic or fault, but the test returned");
+                failed += 1;
+            }
+            (Err(Failure(msg)), _) => {
+                println_raw!("@@KTEST FAIL\t{name}\t{}", msg.replace(['\n', '\t'], " "));
+                failed += 1;
+            }
+        }
+    }
+    println_raw!("@@KTEST DONE\t{passed}\t{failed}\t{skipped}");
+    power::exit(if failed == 0 { power::ExitCode::Success } else { power::ExitCode::Failure })
+}

@@ -1,0 +1,32 @@
+//! The panic handler: one report (message, location, CPU) even when several
+//! CPUs panic at once, then the run ends as a failure.
+
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{percpu, power};
+
+const NOBODY: u32 = u32::MAX;
+/// The CPU that is reporting a panic.
+static REPORTER: AtomicU32 = AtomicU32::new(NOBODY);
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    let cpu = percpu::current_cpu();
+    let me = cpu.index() as u32;
+    match REPORTER.compare_exchange(NOBODY, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(owner) if owner == me => {
+            // A panic while reporting a panic: say so briefly, end the run.
+            crate::println_raw!("@@KTEST PANIC\t{}\tnested panic: {}", cpu.index(), info.message());
+            power::exit(power::ExitCode::Failure);
+        }
+        // Another CPU is already reporting and will end the run.
+        Err(_) => power::halt_forever(),
+    }
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    log::error!("PANIC on {cpu}: {} at {file}:{line}", info.message());
+    crate::println_raw!("@@KTEST PANIC\t{}\t{} at {file}:{line}", cpu.index(), info.message());
+    power::exit(power::ExitCode::Failure)
+}

@@ -1,0 +1,96 @@
+//! The kernel's foundations: serial, exceptions, stacks, heap, memory.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use kernel::arch::x86_64::exceptions;
+use kernel::ktest::{Outcome, Test};
+use kernel::mem::{vmem, wx};
+use kernel::{kassert, kassert_eq, ktest};
+
+pub const TESTS: &[Test] = &[
+    ktest!(serial_and_log_lines),
+    ktest!(boot_parameters_reach_the_kernel).params("ktest.probe=hello world"),
+    ktest!(breakpoint_is_handled_and_resumes),
+    ktest!(heap_allocates_and_frees),
+    ktest!(no_writable_executable_mappings),
+    ktest!(boot_stack_has_a_guard_page),
+    ktest!(stack_overflow_hits_the_guard_page).expect_fault("stack overflow: CR2 is in a stack guard page"),
+    ktest!(double_fault_handler_runs_on_its_ist_stack).expect_fault("handler on IST stack: yes"),
+    ktest!(panic_is_reported_and_fails_the_run).expect_panic("deliberate panic for the harness"),
+];
+
+fn serial_and_log_lines() -> Outcome {
+    log::info!("a log line from a test");
+    kernel::println_raw!("a raw line with unicode: λ → ✓");
+    kassert!(kernel::time::tsc_per_us() > 0, "the TSC was not calibrated");
+    Ok(())
+}
+
+fn boot_parameters_reach_the_kernel() -> Outcome {
+    kassert_eq!(kernel::params::get("ktest.probe"), Some("hello world"));
+    Ok(())
+}
+
+fn breakpoint_is_handled_and_resumes() -> Outcome {
+    let before = exceptions::breakpoints_handled();
+    x86_64::instructions::interrupts::int3();
+    // Reaching this line at all is the "resumed" half.
+    kassert_eq!(exceptions::breakpoints_handled(), before + 1);
+    Ok(())
+}
+
+fn heap_allocates_and_frees() -> Outcome {
+    let (used_before, _) = kernel::mem::heap::usage();
+    {
+        let v: Vec<u64> = (0..100_000).collect();
+        kassert_eq!(v.iter().sum::<u64>(), 100_000 * 99_999 / 2);
+        let mut m = BTreeMap::new();
+        for i in 0..1000u32 {
+            m.insert(i, Box::new([i; 16]));
+        }
+        kassert_eq!(m[&999][15], 999);
+        let big = alloc::vec![0xA5u8; 4 << 20];
+        kassert!(big.iter().all(|&b| b == 0xA5));
+    }
+    let (used_after, _) = kernel::mem::heap::usage();
+    kassert_eq!(used_after, used_before);
+    Ok(())
+}
+
+fn no_writable_executable_mappings() -> Outcome {
+    let bad = wx::audit();
+    kassert!(bad.is_empty(), "{} W+X mappings, first at {:#x} ({} bytes)", bad.len(), bad[0].virt, bad[0].size);
+    Ok(())
+}
+
+fn boot_stack_has_a_guard_page() -> Outcome {
+    let stack = kernel::boot::boot_stack().ok_or(kernel::ktest::Failure("no boot stack".into()))?;
+    let here = x86_64::VirtAddr::from_ptr(&stack);
+    kassert!(stack.contains(here), "the test does not run on the boot stack");
+    kassert!(vmem::is_mapped(stack.bottom));
+    kassert!(!vmem::is_mapped(stack.guard_page()), "guard page is mapped");
+    kassert!(vmem::is_guard_page(stack.guard_page()));
+    Ok(())
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = core::hint::black_box([depth; 64]);
+    recurse(depth + 1) + pad[0]
+}
+
+fn stack_overflow_hits_the_guard_page() -> Outcome {
+    recurse(0);
+    Ok(())
+}
+
+fn double_fault_handler_runs_on_its_ist_stack() -> Outcome {
+    recurse(0);
+    Ok(())
+}
+
+fn panic_is_reported_and_fails_the_run() -> Outcome {
+    panic!("deliberate panic for the harness");
+}
