@@ -1,6 +1,15 @@
-//! Generic SMP state: the CPU masks and the current CPU's identity.
+//! Generic SMP: CPU masks, discovery, bring-up, cross-calls, stopping.
+//! Hardware access goes through `arch::x86_64`.
+
+pub mod bringup;
+pub mod calls;
+pub mod ping;
+pub mod stop;
+pub mod topology;
 
 use smp_core::{AtomicCpuSet, CpuId};
+
+use crate::arch::x86_64::{apic, interrupts};
 
 /// CPUs the firmware reports as usable now or later.
 pub static POSSIBLE: AtomicCpuSet = AtomicCpuSet::new();
@@ -11,10 +20,52 @@ pub static ONLINE: AtomicCpuSet = AtomicCpuSet::new();
 /// CPUs that may be given new work.
 pub static ACTIVE: AtomicCpuSet = AtomicCpuSet::new();
 
-/// The boot CPU is online from the start.
+/// The boot CPU's SMP setup: discovery, its own APIC, the trampoline, then
+/// (unless `smp.boot_aps=0`) every other present CPU.
 pub fn init_boot_cpu() {
-    for m in [&POSSIBLE, &PRESENT, &ONLINE, &ACTIVE] {
-        m.insert(CpuId::BOOT);
+    let mode = apic::detect();
+    let bsp_apic = apic::current_apic_id();
+    let topo = topology::init(bsp_apic);
+    for c in topo.possible.iter() {
+        POSSIBLE.insert(c);
+    }
+    for c in topo.present.iter() {
+        PRESENT.insert(c);
+    }
+    interrupts::disable_legacy_pic();
+    if let Err(e) = apic::init_this_cpu(topology::lint_nmi(CpuId::BOOT)) {
+        panic!("the boot CPU's local APIC cannot be set up: {e}");
+    }
+    calls::prepare_queue(CpuId::BOOT).expect("boot CPU call queue");
+    ONLINE.insert(CpuId::BOOT);
+    ACTIVE.insert(CpuId::BOOT);
+    x86_64::instructions::interrupts::enable();
+    log::info!(
+        "{} CPUs possible, {} present; {mode:?} mode; boot CPU is {}",
+        topo.possible.len(),
+        topo.present.len(),
+        bsp_apic
+    );
+    if let Err(e) = bringup::init() {
+        log::error!("cannot prepare AP start-up ({e}); running on the boot CPU alone");
+        return;
+    }
+    if crate::params::get_bool("smp.boot_aps", true) {
+        let opts = bringup::Options::from_params();
+        let report = bringup::start(&PRESENT.snapshot(), opts, None);
+        for e in &report.errors {
+            log::error!("{e}");
+        }
+        log::info!(
+            "brought up {} of {} APs in {}.{:03} ms ({}, {} delays); {} CPUs online",
+            report.started.len(),
+            PRESENT.len() - 1,
+            report.elapsed_us / 1000,
+            report.elapsed_us % 1000,
+            if opts.parallel { "parallel" } else { "one by one" },
+            if opts.delays.after_init_us == 0 { "fast" } else { "MP-spec" },
+            ONLINE.len()
+        );
     }
 }
 

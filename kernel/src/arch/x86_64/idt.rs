@@ -12,7 +12,14 @@ pub fn load() {
     IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         super::exceptions::install(&mut idt);
+        super::interrupts::install(&mut idt);
         idt
     })
     .load();
+}
+
+/// Whether this CPU's IDTR points at the kernel's IDT.
+pub fn is_loaded_here() -> bool {
+    let Some(idt) = IDT.get() else { return false };
+    x86_64::instructions::tables::sidt().base.as_u64() == idt as *const _ as u64
 }

@@ -1,7 +1,13 @@
-//! x86_64: descriptor tables, exceptions, port I/O devices and CPU registers.
+//! x86_64: descriptor tables, exceptions and interrupts, the local APIC, the
+//! AP trampoline, port I/O devices and CPU registers.
+pub mod ap;
+pub mod apic;
 pub mod exceptions;
 pub mod gdt;
 pub mod idt;
+pub mod interrupts;
 pub mod nmi;
 pub mod pit;
 pub mod ports;
+pub mod trampoline;
+pub mod vectors;

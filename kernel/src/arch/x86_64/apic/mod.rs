@@ -1,0 +1,234 @@
+//! The local APIC, one per CPU, built on the `x2apic` crate: x2APIC through
+//! MSRs when the CPU has it, xAPIC through MMIO otherwise. The crate sets the
+//! APIC up and sends IPIs; `regs` covers what it does not (see there).
+//!
+//! Pitfalls of the crate handled here: `enable()` starts a periodic timer and
+//! writes 0 (unmasked, vector 0) to LINT0/LINT1, so every LVT entry is
+//! programmed again right after; in xAPIC mode it expects the destination
+//! already shifted into bits 24..31 (`destination`); it never de-asserts INIT
+//! or waits for delivery (`startup`).
+
+pub mod regs;
+pub mod startup;
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use spin::Once;
+use x2apic::lapic::{LocalApic, LocalApicBuilder};
+use x86_64::instructions::interrupts;
+
+use self::regs::{Access, LVT_DELIVERY_NMI, LVT_MASKED, SVR_ENABLE};
+use super::vectors::{self, IpiKind};
+use crate::percpu;
+use smp_core::{ApicId, MAX_CPUS};
+
+/// Which flavour of APIC the machine runs, decided once on the boot CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    XApic,
+    X2Apic,
+}
+
+static MODE: Once<(Mode, Access)> = Once::new();
+
+struct Slot(UnsafeCell<Option<LocalApic>>);
+
+// SAFETY: each slot is touched only by its own CPU (`with_local` indexes by
+// the running CPU) with interrupts off, so accesses never overlap.
+unsafe impl Sync for Slot {}
+
+static LAPICS: [Slot; MAX_CPUS] = [const { Slot(UnsafeCell::new(None)) }; MAX_CPUS];
+static ENABLED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+pub fn mode() -> Mode {
+    MODE.get().map_or(Mode::XApic, |m| m.0)
+}
+
+fn access() -> Access {
+    MODE.get().map_or(Access::Msr, |m| m.1)
+}
+
+/// IA32_APIC_BASE (SDM vol. 3, 11.4.4) and its enable bits.
+const IA32_APIC_BASE: u32 = 0x1B;
+const APIC_BASE_EXTD: u64 = 1 << 10;
+const APIC_BASE_EN: u64 = 1 << 11;
+
+/// Switches this CPU's APIC into x2APIC mode (if the machine runs in it),
+/// so its MSRs, the id among them, can be read. The crate does the same in
+/// `enable()`, but the id is needed earlier.
+pub fn enter_mode_this_cpu() {
+    if mode() == Mode::X2Apic {
+        let mut msr = x86_64::registers::model_specific::Msr::new(IA32_APIC_BASE);
+        // SAFETY: x2APIC is supported (checked in `detect`); EN then EXTD is
+        // the architectural order for entering x2APIC mode.
+        unsafe {
+            let v = msr.read();
+            if v & (APIC_BASE_EN | APIC_BASE_EXTD) != (APIC_BASE_EN | APIC_BASE_EXTD) {
+                msr.write(v | APIC_BASE_EN);
+                msr.write(v | APIC_BASE_EN | APIC_BASE_EXTD);
+            }
+        }
+    }
+}
+
+/// Decides the mode (boot CPU, before any AP starts) and enters it.
+pub fn detect() -> Mode {
+    let m = MODE.call_once(|| {
+        let has_x2apic = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+        if has_x2apic {
+            (Mode::X2Apic, Access::Msr)
+        } else {
+            // SAFETY: reading IA32_APIC_BASE has no side effects.
+            let phys = unsafe { x2apic::lapic::xapic_base() };
+            let virt = crate::mem::phys_to_virt(x86_64::PhysAddr::new(phys)).as_u64();
+            (Mode::XApic, Access::Mmio(virt))
+        }
+    })
+    .0;
+    enter_mode_this_cpu();
+    m
+}
+
+/// Runs `f` on this CPU's APIC with interrupts off.
+fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
+    interrupts::without_interrupts(|| {
+        let slot = &LAPICS[percpu::current_cpu().index()];
+        // SAFETY: see `Slot`: only this CPU, interrupts off.
+        let lapic = unsafe { &mut *slot.0.get() };
+        f(lapic.as_mut().expect("local APIC used before apic::init_this_cpu"))
+    })
+}
+
+/// Enables and programs this CPU's local APIC: spurious and error vectors,
+/// timer masked, LINT pins masked or NMI as the MADT says, thermal and
+/// performance-counter entries masked, TPR 0, errors cleared.
+/// `lint_nmi` says which LINT pins the MADT wires to NMI (lint0, lint1).
+pub fn init_this_cpu(lint_nmi: (bool, bool)) -> Result<(), &'static str> {
+    let (mode, acc) = *MODE.get().ok_or("apic::detect not run")?;
+    let mut builder = LocalApicBuilder::new();
+    builder
+        .timer_vector(vectors::LAPIC_TIMER as usize)
+        .error_vector(vectors::LAPIC_ERROR as usize)
+        .spurious_vector(vectors::SPURIOUS as usize);
+    if let Access::Mmio(base) = acc {
+        builder.set_xapic_base(base);
+    }
+    let mut lapic = builder.build()?;
+    if (mode == Mode::X2Apic) != matches!(acc, Access::Msr) {
+        return Err("APIC mode differs between CPUs");
+    }
+    interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so the timer the crate starts and the
+        // LINT entries it unmasks cannot fire before they are reprogrammed.
+        unsafe { lapic.enable() };
+        // SAFETY: as above.
+        unsafe { lapic.disable_timer() };
+        let max_lvt = (acc.read(regs::Reg(0x030)) >> 16) & 0xFF;
+        acc.write(regs::LVT_TIMER, LVT_MASKED | vectors::LAPIC_TIMER as u32);
+        let (nmi0, nmi1) = lint_nmi;
+        acc.write(regs::LVT_LINT0, if nmi0 { LVT_DELIVERY_NMI } else { LVT_MASKED });
+        acc.write(regs::LVT_LINT1, if nmi1 { LVT_DELIVERY_NMI } else { LVT_MASKED });
+        if max_lvt >= 4 {
+            acc.write(regs::LVT_PERF, LVT_MASKED);
+        }
+        if max_lvt >= 5 {
+            acc.write(regs::LVT_THERMAL, LVT_MASKED);
+        }
+        if max_lvt >= 6 {
+            acc.write(regs::LVT_CMCI, LVT_MASKED);
+        }
+        acc.write(regs::LVT_ERROR, vectors::LAPIC_ERROR as u32);
+        acc.write(regs::TPR, 0);
+        acc.read_esr();
+        let cpu = percpu::current_cpu().index();
+        // SAFETY: this CPU's own slot, interrupts off.
+        unsafe { *LAPICS[cpu].0.get() = Some(lapic) };
+        ENABLED[cpu].store(acc.read(regs::SVR) & SVR_ENABLE != 0, Ordering::SeqCst);
+    });
+    if is_enabled_here() { Ok(()) } else { Err("local APIC did not report itself enabled") }
+}
+
+/// Whether this CPU's APIC is set up and software-enabled.
+pub fn is_enabled_here() -> bool {
+    ENABLED[percpu::current_cpu().index()].load(Ordering::SeqCst) && access().read(regs::SVR) & SVR_ENABLE != 0
+}
+
+/// Quiesces this CPU's APIC before it parks: every LVT masked, software
+/// disabled (pending IPIs are then not delivered until it is set up again).
+pub fn quiesce_this_cpu() {
+    let acc = access();
+    interrupts::without_interrupts(|| {
+        for r in [regs::LVT_TIMER, regs::LVT_LINT0, regs::LVT_LINT1, regs::LVT_ERROR] {
+            acc.write(r, LVT_MASKED);
+        }
+        acc.write(regs::SVR, acc.read(regs::SVR) & !SVR_ENABLE);
+        ENABLED[percpu::current_cpu().index()].store(false, Ordering::SeqCst);
+    });
+}
+
+/// This CPU's APIC id, read from the hardware.
+pub fn current_apic_id() -> ApicId {
+    ApicId(access().id())
+}
+
+/// The ICR destination field for `id`: x2APIC takes the id as is; the crate
+/// puts xAPIC destinations unshifted into bits 32..63, so shift it to 56..63.
+fn destination(id: ApicId) -> u32 {
+    match mode() {
+        Mode::X2Apic => id.0,
+        Mode::XApic => id.0 << 24,
+    }
+}
+
+static IPIS_SENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Sends `kind` to the CPU with APIC id `to`.
+pub fn send_ipi(kind: IpiKind, to: ApicId) {
+    with_local(|l| {
+        // SAFETY: a fixed-delivery IPI with a vector the IDT handles.
+        unsafe { l.send_ipi(kind.vector(), destination(to)) };
+        wait_icr_idle();
+    });
+    IPIS_SENT[percpu::current_cpu().index()].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Sends an NMI to the CPU with APIC id `to`.
+pub fn send_nmi(to: ApicId) {
+    with_local(|l| {
+        // SAFETY: the NMI handler runs on its own IST stack and never blocks.
+        unsafe { l.send_nmi(destination(to)) };
+        wait_icr_idle();
+    });
+}
+
+/// Signals end of interrupt. Called by every APIC-delivered handler.
+pub fn eoi() {
+    with_local(|l| {
+        // SAFETY: called at the end of an interrupt handler for a vector the
+        // APIC delivered.
+        unsafe { l.end_of_interrupt() }
+    });
+}
+
+/// xAPIC: wait for the ICR's delivery-status bit to clear before the next
+/// write (x2APIC has no such bit; writes are serialised by the MSR).
+fn wait_icr_idle() {
+    if let Access::Mmio(_) = access() {
+        crate::time::wait_until(1_000, || access().read(regs::ICR_LOW) & regs::ICR_DELIVERY_PENDING == 0);
+    }
+}
+
+/// IPIs this CPU has sent.
+pub fn ipis_sent(cpu: smp_core::CpuId) -> u64 {
+    IPIS_SENT[cpu.index()].load(Ordering::Relaxed)
+}
+
+/// The error status of this CPU's APIC, latched now.
+pub fn read_esr() -> u32 {
+    access().read_esr()
+}
+
+pub(crate) fn raw_access() -> Access {
+    access()
+}

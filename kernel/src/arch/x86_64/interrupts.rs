@@ -1,0 +1,87 @@
+//! The interrupt half of the IDT: every vector the kernel uses has its
+//! handler here, each handing straight to generic code and signalling EOI.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame};
+
+use super::apic;
+use super::vectors;
+
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Fills every vector from 32 up.
+pub fn install(idt: &mut InterruptDescriptorTable) {
+    for v in 32..=255u8 {
+        idt[v].set_handler_fn(unexpected);
+    }
+    for v in vectors::PIC_BASE..vectors::PIC_BASE + 16 {
+        idt[v].set_handler_fn(legacy_pic);
+    }
+    idt[vectors::CALL_FUNCTION].set_handler_fn(call_function);
+    idt[vectors::PING].set_handler_fn(ping);
+    idt[vectors::STOP].set_handler_fn(stop);
+    idt[vectors::LAPIC_TIMER].set_handler_fn(lapic_timer);
+    idt[vectors::LAPIC_ERROR].set_handler_fn(lapic_error);
+    idt[vectors::SPURIOUS].set_handler_fn(spurious);
+}
+
+/// Remaps the 8259 PICs away from the exception vectors and masks them:
+/// the kernel takes no legacy IRQs, and an unremapped IRQ 0 would land on
+/// the double-fault vector.
+pub fn disable_legacy_pic() {
+    // SAFETY: the standard PIC ports; remapping then masking every line
+    // leaves them unable to raise anything but (ignored) spurious IRQs.
+    unsafe {
+        let mut pics = pic8259::ChainedPics::new(vectors::PIC_BASE, vectors::PIC_BASE + 8);
+        pics.initialize();
+        pics.write_masks(0xFF, 0xFF);
+    }
+}
+
+extern "x86-interrupt" fn call_function(_: InterruptStackFrame) {
+    crate::smp::calls::on_doorbell();
+    apic::eoi();
+}
+
+extern "x86-interrupt" fn ping(_: InterruptStackFrame) {
+    crate::smp::ping::on_ping();
+    apic::eoi();
+}
+
+extern "x86-interrupt" fn stop(frame: InterruptStackFrame) {
+    apic::eoi();
+    crate::smp::stop::on_stop_ipi(frame.instruction_pointer.as_u64());
+}
+
+extern "x86-interrupt" fn lapic_timer(_: InterruptStackFrame) {
+    apic::eoi();
+}
+
+extern "x86-interrupt" fn lapic_error(_: InterruptStackFrame) {
+    let esr = apic::read_esr();
+    log::warn!("local APIC error interrupt: ESR {esr:#x}");
+    apic::eoi();
+}
+
+/// Spurious interrupts must not be acknowledged (SDM vol. 3, 11.9).
+extern "x86-interrupt" fn spurious(_: InterruptStackFrame) {
+    SPURIOUS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A masked PIC can still raise spurious IRQ 7/15; they need no EOI.
+extern "x86-interrupt" fn legacy_pic(_: InterruptStackFrame) {
+    SPURIOUS.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "x86-interrupt" fn unexpected(frame: InterruptStackFrame) {
+    UNEXPECTED.fetch_add(1, Ordering::Relaxed);
+    log::warn!("unexpected interrupt at RIP {:#x}", frame.instruction_pointer.as_u64());
+    apic::eoi();
+}
+
+/// Spurious and unexpected interrupts seen so far.
+pub fn stray_counts() -> (u64, u64) {
+    (SPURIOUS.load(Ordering::Relaxed), UNEXPECTED.load(Ordering::Relaxed))
+}

@@ -1,0 +1,307 @@
+//! Bringing APs to life: the order each AP follows (SPEC "Bring-up"; seed 4),
+//! and the bounded, reporting start routine the boot CPU runs.
+//!
+//! The rule, in the order `ap_main` runs it: every IPI vector in the IDT,
+//! the local APIC enabled, the call queue empty → only then set in `online`
+//! → only then interrupts on. A CPU whose step fails is reported (CPU, APIC
+//! id, step) and parked; it never appears online.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS};
+use spin::{Mutex, Once};
+
+use crate::arch::x86_64::apic::startup::{self, Delays};
+use crate::arch::x86_64::{ap, trampoline::Trampoline};
+use crate::hooks::{self, Action};
+use crate::mem::vmem;
+use crate::percpu::{self, Activity};
+use crate::time::{self, Deadline};
+
+/// One step of an AP's setup, run on the AP with interrupts off.
+struct ApStep {
+    /// Also the name of the test hook that can make it fail.
+    name: &'static str,
+    run: fn(CpuId) -> Result<(), &'static str>,
+}
+
+/// The setup order. Nothing may be added after `call queue` that an IPI
+/// needs: the CPU is set online right after the last step.
+const AP_SETUP: [ApStep; 3] = [
+    ApStep { name: "ap.descriptor-tables", run: ap::load_descriptor_tables },
+    ApStep { name: "ap.local-apic", run: ap::enable_local_apic },
+    ApStep { name: "ap.call-queue", run: super::calls::prepare_queue },
+];
+
+/// Names of the AP setup steps, in order (for tests that fail each in turn).
+pub fn ap_step_names() -> impl Iterator<Item = &'static str> {
+    AP_SETUP.iter().map(|s| s.name)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum State {
+    Offline = 0,
+    Starting = 1,
+    Failed = 2,
+    Online = 3,
+}
+
+static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(State::Offline as u8) }; MAX_CPUS];
+/// Index into `AP_SETUP` of the step that failed.
+static FAILED_STEP: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+static STRAY_APS: AtomicU32 = AtomicU32::new(0);
+static TRAMPOLINE: Once<Trampoline> = Once::new();
+static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+/// Bring-up is one batch at a time (the trampoline's tickets are shared).
+static BATCH: Mutex<()> = Mutex::new(());
+
+const AP_STACK_PAGES: u64 = 16;
+
+fn state(cpu: CpuId) -> State {
+    match STATE[cpu.index()].load(Ordering::SeqCst) {
+        1 => State::Starting,
+        2 => State::Failed,
+        3 => State::Online,
+        _ => State::Offline,
+    }
+}
+
+fn set_state(cpu: CpuId, s: State) {
+    STATE[cpu.index()].store(s as u8, Ordering::SeqCst);
+}
+
+/// Why a CPU did not come online.
+#[derive(Clone, Copy, Debug)]
+pub struct BringupError {
+    pub cpu: CpuId,
+    pub apic_id: ApicId,
+    pub step: &'static str,
+    pub detail: &'static str,
+}
+
+impl fmt::Display for BringupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}) stays offline: {} failed: {}", self.cpu, self.apic_id, self.step, self.detail)
+    }
+}
+
+/// What one bring-up batch achieved.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub started: CpuSet,
+    pub errors: Vec<BringupError>,
+    pub elapsed_us: u64,
+}
+
+/// How a batch is started.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// All APs of the batch at once (each finds its identity from CPUID), or one by one.
+    pub parallel: bool,
+    pub delays: Delays,
+    /// How long an AP may take from STARTUP to online.
+    pub timeout_ms: u64,
+}
+
+impl Options {
+    pub fn from_params() -> Options {
+        Options {
+            parallel: crate::params::get_bool("smp.parallel", true),
+            delays: if crate::params::get_bool("smp.fast_start", false) { Delays::FAST } else { Delays::MP_SPEC },
+            timeout_ms: crate::params::get_u64("smp.ap_timeout_ms", 5_000),
+        }
+    }
+}
+
+/// Prepares the trampoline (boot CPU, once, before any AP starts).
+pub fn init() -> Result<(), &'static str> {
+    let tramp = Trampoline::install(ap::ap_entry, ap::STACK_TOPS.as_ptr().cast::<u64>())?;
+    TRAMPOLINE.call_once(|| tramp);
+    Ok(())
+}
+
+fn stack_for(cpu: CpuId) -> Result<vmem::Stack, &'static str> {
+    let mut stacks = STACKS.lock();
+    if let Some(s) = stacks[cpu.index()] {
+        return Ok(s);
+    }
+    let s = vmem::alloc_stack(AP_STACK_PAGES).map_err(|_| "out of memory for the AP stack")?;
+    stacks[cpu.index()] = Some(s);
+    Ok(s)
+}
+
+/// Starts `cpus` and waits (bounded) for each to come online or fail. With
+/// `watch`, calls it once for every CPU the instant it is seen online.
+pub fn start(cpus: &CpuSet, opts: Options, mut watch: Option<&mut dyn FnMut(CpuId)>) -> Report {
+    let _batch = BATCH.lock();
+    let begin = time::rdtsc();
+    let mut report = Report::default();
+    let Some(tramp) = TRAMPOLINE.get() else {
+        for cpu in cpus.iter() {
+            report.errors.push(error(cpu, "trampoline", "no AP trampoline"));
+        }
+        return report;
+    };
+    let list: Vec<CpuId> = cpus.iter().filter(|c| *c != CpuId::BOOT && state(*c) != State::Online).collect();
+    let mut launched = Vec::new();
+    let mut batch: Vec<CpuId> = Vec::new();
+    for (i, &cpu) in list.iter().enumerate() {
+        batch.push(cpu);
+        if !opts.parallel || i + 1 == list.len() {
+            launch_batch(tramp, &batch, opts, &mut report, &mut launched, &mut watch);
+            batch.clear();
+        }
+    }
+    report.elapsed_us = time::ticks_to_us(time::rdtsc() - begin);
+    report
+}
+
+fn launch_batch(
+    tramp: &Trampoline,
+    batch: &[CpuId],
+    opts: Options,
+    report: &mut Report,
+    launched: &mut Vec<CpuId>,
+    watch: &mut Option<&mut dyn FnMut(CpuId)>,
+) {
+    tramp.reset_tickets();
+    let mut go = Vec::new();
+    for &cpu in batch {
+        match stack_for(cpu) {
+            Ok(s) => {
+                ap::STACK_TOPS[go.len()].store(s.top.as_u64(), Ordering::SeqCst);
+                go.push(cpu);
+            }
+            Err(e) => report.errors.push(error(cpu, "stack", e)),
+        }
+    }
+    // Tickets are handed out in arrival order, so in a parallel batch a CPU
+    // may run on another's stack; `ap_main` records which one it got.
+    for &cpu in &go {
+        set_state(cpu, State::Starting);
+        let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
+        if let Err(e) = startup::send_init(apic) {
+            fail_start(cpu, e.step.name(), report);
+        }
+    }
+    time::delay_us(opts.delays.after_init_us);
+    for step in [startup::StartStep::Startup1, startup::StartStep::Startup2] {
+        for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
+            let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
+            if let Err(e) = startup::send_startup(apic, tramp.sipi_vector(), step) {
+                fail_start(cpu, e.step.name(), report);
+            }
+        }
+        time::delay_us(opts.delays.after_sipi_us);
+    }
+    launched.extend_from_slice(&go);
+    let deadline = Deadline::after_ms(opts.timeout_ms);
+    let mut seen = CpuSet::EMPTY;
+    loop {
+        let mut pending = false;
+        for &cpu in &go {
+            match state(cpu) {
+                State::Starting => pending = true,
+                State::Online if !seen.contains(cpu) => {
+                    seen.insert(cpu);
+                    report.started.insert(cpu);
+                    if let Some(w) = watch.as_mut() {
+                        w(cpu);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !pending {
+            break;
+        }
+        if deadline.expired() {
+            for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
+                // Put it back into wait-for-SIPI so it cannot wake later, unnoticed.
+                let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
+                let _ = startup::send_init(apic);
+                set_state(cpu, State::Failed);
+                report.errors.push(error(cpu, "answering the STARTUP IPI", "no sign of life before the timeout"));
+            }
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    for &cpu in &go {
+        if state(cpu) == State::Failed && !report.errors.iter().any(|e| e.cpu == cpu) {
+            let step = AP_SETUP[FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize % AP_SETUP.len()].name;
+            report.errors.push(error(cpu, step, "the step reported failure"));
+        }
+    }
+}
+
+fn fail_start(cpu: CpuId, step: &'static str, report: &mut Report) {
+    set_state(cpu, State::Failed);
+    report.errors.push(error(cpu, step, "the local APIC reported a send error (ESR)"));
+}
+
+fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
+    BringupError { cpu, apic_id: super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX)), step, detail }
+}
+
+/// An AP that found no entry for its APIC id.
+pub fn note_stray_ap(_apic: ApicId) {
+    STRAY_APS.fetch_add(1, Ordering::SeqCst);
+}
+
+pub fn stray_aps() -> u32 {
+    STRAY_APS.load(Ordering::SeqCst)
+}
+
+/// The AP's side, from its first Rust instruction: the setup steps in
+/// order, then online, then interrupts, then idle.
+pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
+    let stack_top = ap::record_stack(ticket);
+    {
+        let mut stacks = STACKS.lock();
+        if let Some(s) = stacks.iter().flatten().find(|s| s.top.as_u64() == stack_top).copied() {
+            stacks[cpu.index()] = Some(s);
+        }
+    }
+    for (i, step) in AP_SETUP.iter().enumerate() {
+        let result = match hooks::point(step.name, cpu) {
+            Action::Fail => Err("injected by a test hook"),
+            Action::Continue => (step.run)(cpu),
+        };
+        if let Err(why) = result {
+            log::error!("{cpu}: bring-up step {} failed: {why}; staying offline", step.name);
+            FAILED_STEP[cpu.index()].store(i as u8, Ordering::SeqCst);
+            set_state(cpu, State::Failed);
+            crate::power::halt_forever();
+        }
+    }
+    // Test hook: hold a CPU after INIT-SIPI-SIPI, before it is online.
+    let _ = hooks::point("ap.before-online", cpu);
+    mark_online(cpu);
+    set_state(cpu, State::Online);
+    x86_64::instructions::interrupts::enable();
+    idle()
+}
+
+/// Sets `cpu` (the running CPU) online, checking first that it can take an
+/// IPI: its IDT is the kernel's (every IPI vector), its APIC is enabled and
+/// its call queue is empty.
+fn mark_online(cpu: CpuId) {
+    debug_assert!(ap::idt_loaded_here(), "{cpu} set online without the kernel IDT");
+    debug_assert!(crate::arch::x86_64::apic::is_enabled_here(), "{cpu} set online with its APIC disabled");
+    debug_assert!(super::calls::queue(cpu).is_empty(), "{cpu} set online with a non-empty call queue");
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled(), "{cpu} enabled interrupts before going online");
+    super::ONLINE.insert(cpu);
+    super::ACTIVE.insert(cpu);
+}
+
+/// What an online CPU does with nothing to do: sleep with interrupts on.
+pub fn idle() -> ! {
+    percpu::current().set_activity(Activity::Idle);
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}

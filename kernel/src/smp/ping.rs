@@ -1,0 +1,28 @@
+//! Ping: a bare IPI whose handler only counts. Bring-up uses it to check
+//! that an online CPU really takes IPIs; benchmarks use it as the raw floor.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::x86_64::apic;
+use crate::arch::x86_64::vectors::IpiKind;
+use crate::percpu;
+use smp_core::{CpuId, MAX_CPUS};
+
+static RECEIVED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+pub fn on_ping() {
+    RECEIVED[percpu::current_cpu().index()].fetch_add(1, Ordering::SeqCst);
+}
+
+pub fn received(cpu: CpuId) -> u64 {
+    RECEIVED[cpu.index()].load(Ordering::SeqCst)
+}
+
+/// Pings `cpu` and waits (bounded) for its handler to run. `false` if it did
+/// not answer within `timeout_us`.
+pub fn ping(cpu: CpuId, timeout_us: u64) -> bool {
+    let Some(apic_id) = super::topology::apic_id(cpu) else { return false };
+    let before = received(cpu);
+    apic::send_ipi(IpiKind::Ping, apic_id);
+    crate::time::wait_until(timeout_us, || received(cpu) != before)
+}
