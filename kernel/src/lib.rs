@@ -22,8 +22,3 @@ pub mod smp;
 pub mod time;
 
 pub use smp_core::{ApicId, CpuId, CpuSet};
-
-/// CPUs online now (the test harness checks `min_cpus` against it).
-pub fn smp_online_count() -> usize {
-    smp::online_count()
-}

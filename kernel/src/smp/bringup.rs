@@ -286,13 +286,21 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
     idle()
 }
 
+/// Whether `cpu` can take an IPI: the kernel IDT (every IPI vector) loaded,
+/// its local APIC enabled, its call queue empty. Checked by `mark_online`
+/// and, from other CPUs, by the tests.
+pub fn ipi_ready(cpu: CpuId) -> Result<(), &'static str> {
+    ap::ipi_hardware_ready(cpu)?;
+    if !super::calls::queue(cpu).is_empty() {
+        return Err("its call queue is not empty");
+    }
+    Ok(())
+}
+
 /// Sets `cpu` (the running CPU) online, checking first that it can take an
-/// IPI: its IDT is the kernel's (every IPI vector), its APIC is enabled and
-/// its call queue is empty.
+/// IPI and has not enabled interrupts yet.
 fn mark_online(cpu: CpuId) {
-    debug_assert!(ap::idt_loaded_here(), "{cpu} set online without the kernel IDT");
-    debug_assert!(crate::arch::x86_64::apic::is_enabled_here(), "{cpu} set online with its APIC disabled");
-    debug_assert!(super::calls::queue(cpu).is_empty(), "{cpu} set online with a non-empty call queue");
+    debug_assert_eq!(ipi_ready(cpu), Ok(()), "{cpu} about to go online but not ready for IPIs");
     debug_assert!(!x86_64::instructions::interrupts::are_enabled(), "{cpu} enabled interrupts before going online");
     super::ONLINE.insert(cpu);
     super::ACTIVE.insert(cpu);

@@ -10,6 +10,7 @@ use bootloader_api::{BootInfo, entry_point};
 use kernel::boot;
 
 mod basics;
+mod bringup;
 mod examples;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
@@ -19,5 +20,5 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, examples::TESTS])
+    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, examples::TESTS])
 }

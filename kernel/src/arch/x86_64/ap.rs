@@ -54,9 +54,16 @@ pub fn enable_local_apic(cpu: CpuId) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Whether the IDT loaded on this CPU is the kernel's.
-pub fn idt_loaded_here() -> bool {
-    idt::is_loaded_here()
+/// Whether `cpu` has the kernel IDT loaded and its APIC enabled: the
+/// hardware half of being able to take an IPI.
+pub fn ipi_hardware_ready(cpu: CpuId) -> Result<(), &'static str> {
+    if !idt::is_loaded_on(cpu) {
+        return Err("its IDT (with the IPI vectors) is not loaded");
+    }
+    if !apic::is_enabled_on(cpu) {
+        return Err("its local APIC is not enabled");
+    }
+    Ok(())
 }
 
 /// The stack pointer of the running code.

@@ -2,10 +2,15 @@
 //! interrupt vector the kernel uses) before the first AP starts, which is
 //! half of "online only after the IPI vectors" (SPEC, bring-up rule 2).
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use smp_core::{CpuId, MAX_CPUS};
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
+/// Which CPUs have loaded the IDT (observable from other CPUs).
+static LOADED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Loads the IDT on this CPU, building it on first use.
 pub fn load() {
@@ -16,6 +21,12 @@ pub fn load() {
         idt
     })
     .load();
+    LOADED[crate::percpu::current_cpu().index()].store(true, Ordering::SeqCst);
+}
+
+/// Whether `cpu` has loaded the kernel's IDT.
+pub fn is_loaded_on(cpu: CpuId) -> bool {
+    LOADED[cpu.index()].load(Ordering::SeqCst)
 }
 
 /// Whether this CPU's IDTR points at the kernel's IDT.

@@ -149,6 +149,11 @@ pub fn init_this_cpu(lint_nmi: (bool, bool)) -> Result<(), &'static str> {
     if is_enabled_here() { Ok(()) } else { Err("local APIC did not report itself enabled") }
 }
 
+/// Whether `cpu`'s APIC is set up and enabled (observable from other CPUs).
+pub fn is_enabled_on(cpu: smp_core::CpuId) -> bool {
+    ENABLED[cpu.index()].load(Ordering::SeqCst)
+}
+
 /// Whether this CPU's APIC is set up and software-enabled.
 pub fn is_enabled_here() -> bool {
     ENABLED[percpu::current_cpu().index()].load(Ordering::SeqCst) && access().read(regs::SVR) & SVR_ENABLE != 0

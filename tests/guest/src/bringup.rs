@@ -1,0 +1,133 @@
+//! SMP bring-up (SPEC "Bring-up"; seed 4): every present CPU online, every
+//! online CPU answering IPIs from the instant it is online, failures
+//! reported and contained.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use kernel::hooks::{self, Mode};
+use kernel::ktest::{Failure, Outcome, Test};
+use kernel::smp::{self, bringup, ping};
+use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
+
+/// A ping's answer may take a while under TCG on two overcommitted cores.
+const PING_TIMEOUT_US: u64 = 2_000_000;
+
+pub const TESTS: &[Test] = &[
+    ktest!(every_present_cpu_is_online),
+    ktest!(expected_cpu_count_is_online),
+    ktest!(every_online_cpu_answers_an_ipi).min_cpus(2),
+    ktest!(watcher_pings_each_cpu_the_instant_it_is_online).params("smp.boot_aps=0").min_cpus(2),
+    ktest!(a_failing_setup_step_leaves_only_that_cpu_offline).params("smp.boot_aps=0").min_cpus(4).timeout_ms(60_000),
+    ktest!(one_by_one_bring_up_works).params("smp.boot_aps=0;smp.parallel=0;smp.fast_start=1"),
+    ktest!(malformed_madt_falls_back_to_one_cpu),
+];
+
+fn every_present_cpu_is_online() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let online = smp::ONLINE.snapshot();
+    kassert_eq!(online, present);
+    kassert!(online.contains(CpuId::BOOT));
+    Ok(())
+}
+
+/// The host passes `-smp`'s CPU count as `smp.expect_cpus`: a discovery
+/// that counted disabled MADT entries, or a CPU that silently failed, shows
+/// here.
+fn expected_cpu_count_is_online() -> Outcome {
+    let Some(expected) = kernel::params::get("smp.expect_cpus") else {
+        return Err(Failure("the runner did not pass smp.expect_cpus".into()));
+    };
+    let expected: usize = expected.parse().map_err(|_| Failure(format!("bad smp.expect_cpus={expected}")))?;
+    kassert_eq!(smp::online_count(), expected);
+    kassert_eq!(smp::PRESENT.len(), expected);
+    Ok(())
+}
+
+fn ping_all(cpus: &CpuSet) -> Outcome {
+    let silent: Vec<CpuId> = cpus.iter().filter(|c| !ping::ping(*c, PING_TIMEOUT_US)).collect();
+    kassert!(silent.is_empty(), "CPUs that did not answer a ping: {silent:?}");
+    Ok(())
+}
+
+fn every_online_cpu_answers_an_ipi() -> Outcome {
+    let others = smp::ONLINE.snapshot().difference(&CpuSet::single(CpuId::BOOT));
+    ping_all(&others)
+}
+
+/// Seed 4, head on: the boot CPU starts the APs in parallel and, the moment
+/// it sees one in `online`, checks that the CPU can take an IPI (IDT, APIC,
+/// empty queue) and sends it one, which must be answered. A CPU that went
+/// online before it was ready fails the first check, whatever the timing.
+fn watcher_pings_each_cpu_the_instant_it_is_online() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let mut unanswered = Vec::new();
+    let mut unready = Vec::new();
+    let mut watched = 0;
+    let mut watch = |cpu: CpuId| {
+        watched += 1;
+        if let Err(why) = bringup::ipi_ready(cpu) {
+            unready.push((cpu, why));
+        }
+        if !ping::ping(cpu, PING_TIMEOUT_US) {
+            unanswered.push(cpu);
+        }
+    };
+    let report = bringup::start(&present, bringup::Options::from_params(), Some(&mut watch));
+    kassert!(report.errors.is_empty(), "bring-up errors: {:?}", report.errors);
+    kassert!(unready.is_empty(), "CPUs online before they could take an IPI: {unready:?}");
+    kassert!(unanswered.is_empty(), "CPUs online but deaf to IPIs: {unanswered:?}");
+    kassert_eq!(watched, present.len() - 1);
+    kassert_eq!(smp::ONLINE.snapshot(), present);
+    Ok(())
+}
+
+/// Each setup step in turn fails on a CPU of its own (test hook): that CPU
+/// stays offline with the step named, the CPUs already online keep
+/// answering; without the hook the same CPU then starts normally.
+fn a_failing_setup_step_leaves_only_that_cpu_offline() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let aps: Vec<CpuId> = present.iter().filter(|c| *c != CpuId::BOOT).collect();
+    let steps: Vec<&'static str> = bringup::ap_step_names().collect();
+    kassert!(aps.len() >= steps.len(), "needs {} APs, has {}", steps.len(), aps.len());
+    for (&step, &victim) in steps.iter().zip(aps.iter()) {
+        let online_before = smp::ONLINE.snapshot();
+        hooks::arm(step, Some(victim), Mode::Fail);
+        let report = bringup::start(&CpuSet::single(victim), bringup::Options::from_params(), None);
+        hooks::release(step);
+        kassert_eq!(report.errors.len(), 1);
+        let e = report.errors[0];
+        kassert!(e.cpu == victim && e.step == step, "expected {victim} to fail at {step}, got: {e}");
+        kassert!(!smp::ONLINE.contains(victim), "{victim} is online after failing {step}");
+        kassert_eq!(smp::ONLINE.snapshot(), online_before);
+        ping_all(&online_before.difference(&CpuSet::single(CpuId::BOOT)))?;
+        let retry = bringup::start(&CpuSet::single(victim), bringup::Options::from_params(), None);
+        kassert!(retry.errors.is_empty(), "{victim} did not start after the hook was removed: {:?}", retry.errors);
+        kassert!(ping::ping(victim, PING_TIMEOUT_US), "{victim} does not answer after its retry");
+    }
+    let rest = bringup::start(&present, bringup::Options::from_params(), None);
+    kassert!(rest.errors.is_empty(), "bring-up errors: {:?}", rest.errors);
+    kassert_eq!(smp::ONLINE.snapshot(), present);
+    Ok(())
+}
+
+fn one_by_one_bring_up_works() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let report = bringup::start(&present, bringup::Options::from_params(), None);
+    kassert!(report.errors.is_empty(), "bring-up errors: {:?}", report.errors);
+    kassert_eq!(smp::ONLINE.snapshot(), present);
+    kernel::println_raw!("one-by-one bring-up of {} APs took {} us", present.len() - 1, report.elapsed_us);
+    let others = present.difference(&CpuSet::single(CpuId::BOOT));
+    ping_all(&others)
+}
+
+/// A MADT whose first entry claims length 0 (test hook on the bytes handed
+/// to the parser): discovery reports it and falls back to one CPU.
+fn malformed_madt_falls_back_to_one_cpu() -> Outcome {
+    hooks::arm("acpi.corrupt-madt", None, Mode::Fail);
+    let (topo, _) = smp::topology::read_from_firmware(kernel::arch::x86_64::apic::current_apic_id());
+    hooks::release("acpi.corrupt-madt");
+    kassert_eq!(topo.cpus.len(), 1);
+    kassert!(topo.present.contains(CpuId::BOOT));
+    Ok(())
+}
