@@ -115,6 +115,14 @@ impl CpuSet {
         out
     }
 
+    pub fn union(&self, other: &CpuSet) -> CpuSet {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
+            *a |= *b;
+        }
+        out
+    }
+
     pub fn difference(&self, other: &CpuSet) -> CpuSet {
         let mut out = *self;
         for (a, b) in out.0.iter_mut().zip(other.0.iter()) {

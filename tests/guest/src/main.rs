@@ -11,6 +11,7 @@ use kernel::boot;
 
 mod basics;
 mod bringup;
+mod calls;
 mod examples;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
@@ -20,5 +21,5 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, examples::TESTS])
+    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, examples::TESTS])
 }
