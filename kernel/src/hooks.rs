@@ -39,7 +39,7 @@ mod armed {
     const SLOTS: usize = 16;
 
     /// What a test arms a hook with.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug)]
     pub enum Mode {
         /// Fail the step, every time it is reached.
         Fail,
@@ -47,6 +47,9 @@ mod armed {
         FailOnce,
         /// Hold the CPU there until [`release`].
         Pause,
+        /// Run this function there (once, on the first CPU to arrive), then
+        /// carry on: lets a test act at the exact racy moment.
+        Call(fn()),
     }
 
     #[derive(Clone, Copy)]
@@ -117,7 +120,7 @@ mod armed {
             })?;
             let slot = t[i]?;
             REACHED[i].fetch_add(1, Ordering::SeqCst);
-            if slot.mode == Mode::FailOnce {
+            if matches!(slot.mode, Mode::FailOnce | Mode::Call(_)) {
                 t[i] = None;
             }
             Some((i, slot.mode))
@@ -125,6 +128,10 @@ mod armed {
         match hit {
             None => Action::Continue,
             Some((_, Mode::Fail | Mode::FailOnce)) => Action::Fail,
+            Some((_, Mode::Call(f))) => {
+                f();
+                Action::Continue
+            }
             Some((i, Mode::Pause)) => {
                 let d = Deadline::after_ms(PAUSE_LIMIT_MS);
                 while !RELEASED[i].load(Ordering::SeqCst) {

@@ -20,24 +20,9 @@ use crate::mem::vmem;
 use crate::percpu::{self, Activity};
 use crate::time::{self, Deadline};
 
-/// One step of an AP's setup, run on the AP with interrupts off.
-struct ApStep {
-    /// Also the name of the test hook that can make it fail.
-    name: &'static str,
-    run: fn(CpuId) -> Result<(), &'static str>,
-}
-
-/// The setup order. Nothing may be added after `call queue` that an IPI
-/// needs: the CPU is set online right after the last step.
-const AP_SETUP: [ApStep; 3] = [
-    ApStep { name: "ap.descriptor-tables", run: ap::load_descriptor_tables },
-    ApStep { name: "ap.local-apic", run: ap::enable_local_apic },
-    ApStep { name: "ap.call-queue", run: super::calls::prepare_queue },
-];
-
 /// Names of the AP setup steps, in order (for tests that fail each in turn).
 pub fn ap_step_names() -> impl Iterator<Item = &'static str> {
-    AP_SETUP.iter().map(|s| s.name)
+    super::hotplug::target_steps().filter(|s| s.name != "cpu.online").map(|s| s.name)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +35,7 @@ enum State {
 }
 
 static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(State::Offline as u8) }; MAX_CPUS];
-/// Index into `AP_SETUP` of the step that failed.
+/// Index into the target steps of the step that failed.
 static FAILED_STEP: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 static STRAY_APS: AtomicU32 = AtomicU32::new(0);
 static TRAMPOLINE: Once<Trampoline> = Once::new();
@@ -232,7 +217,8 @@ fn launch_batch(
     }
     for &cpu in &go {
         if state(cpu) == State::Failed && !report.errors.iter().any(|e| e.cpu == cpu) {
-            let step = AP_SETUP[FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize % AP_SETUP.len()].name;
+            let failed = FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize;
+            let step = super::hotplug::target_steps().nth(failed).map_or("?", |s| s.name);
             report.errors.push(error(cpu, step, "the step reported failure"));
         }
     }
@@ -266,21 +252,29 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
             stacks[cpu.index()] = Some(s);
         }
     }
-    for (i, step) in AP_SETUP.iter().enumerate() {
+    let steps: Vec<_> = super::hotplug::target_steps().collect();
+    for (i, step) in steps.iter().enumerate() {
+        if step.name == "cpu.online" {
+            // Test hook: hold a CPU after INIT-SIPI-SIPI, before it is online.
+            let _ = hooks::point("ap.before-online", cpu);
+        }
         let result = match hooks::point(step.name, cpu) {
             Action::Fail => Err("injected by a test hook"),
-            Action::Continue => (step.run)(cpu),
+            Action::Continue => step.startup.map_or(Ok(()), |f| f(cpu)),
         };
         if let Err(why) = result {
             log::error!("{cpu}: bring-up step {} failed: {why}; staying offline", step.name);
+            // Undo the steps done, newest first, then park.
+            for done in steps[..i].iter().rev() {
+                if let Some(t) = done.teardown {
+                    let _ = t(cpu);
+                }
+            }
             FAILED_STEP[cpu.index()].store(i as u8, Ordering::SeqCst);
             set_state(cpu, State::Failed);
             crate::power::halt_forever();
         }
     }
-    // Test hook: hold a CPU after INIT-SIPI-SIPI, before it is online.
-    let _ = hooks::point("ap.before-online", cpu);
-    mark_online(cpu);
     set_state(cpu, State::Online);
     x86_64::instructions::interrupts::enable();
     idle()
@@ -291,19 +285,24 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
 /// and, from other CPUs, by the tests.
 pub fn ipi_ready(cpu: CpuId) -> Result<(), &'static str> {
     ap::ipi_hardware_ready(cpu)?;
-    if !super::calls::queue(cpu).is_empty() {
+    if !super::calls::queue(cpu).is_empty() && !super::calls::skip_queue_check(cpu) {
         return Err("its call queue is not empty");
     }
     Ok(())
 }
 
-/// Sets `cpu` (the running CPU) online, checking first that it can take an
-/// IPI and has not enabled interrupts yet.
-fn mark_online(cpu: CpuId) {
+/// The `cpu.online` step: sets `cpu` (the running CPU) online, checking
+/// first that it can take an IPI and has not enabled interrupts yet.
+pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
     debug_assert_eq!(ipi_ready(cpu), Ok(()), "{cpu} about to go online but not ready for IPIs");
     debug_assert!(!x86_64::instructions::interrupts::are_enabled(), "{cpu} enabled interrupts before going online");
     super::ONLINE.insert(cpu);
-    super::ACTIVE.insert(cpu);
+    Ok(())
+}
+
+/// The CPU went offline (hotplug): it may be started again.
+pub fn note_offline(cpu: CpuId) {
+    set_state(cpu, State::Offline);
 }
 
 /// What an online CPU does with nothing to do: sleep with interrupts on.

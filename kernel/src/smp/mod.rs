@@ -3,8 +3,10 @@
 
 pub mod bringup;
 pub mod calls;
+pub mod hotplug;
 pub mod ping;
 pub mod stop;
+pub mod stop_machine;
 pub mod topology;
 
 use smp_core::{AtomicCpuSet, CpuId};
@@ -53,6 +55,7 @@ pub fn init_boot_cpu() {
     if crate::params::get_bool("smp.boot_aps", true) {
         let opts = bringup::Options::from_params();
         let report = bringup::start(&PRESENT.snapshot(), opts, None);
+        hotplug::finish_boot_bringup(&report.started);
         for e in &report.errors {
             log::error!("{e}");
         }

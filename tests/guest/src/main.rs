@@ -13,6 +13,7 @@ mod basics;
 mod bringup;
 mod calls;
 mod examples;
+mod hotplug;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
 
@@ -21,5 +22,5 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, examples::TESTS])
+    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, examples::TESTS])
 }

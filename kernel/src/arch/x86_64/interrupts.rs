@@ -22,6 +22,7 @@ pub fn install(idt: &mut InterruptDescriptorTable) {
     idt[vectors::CALL_FUNCTION].set_handler_fn(call_function);
     idt[vectors::PING].set_handler_fn(ping);
     idt[vectors::STOP].set_handler_fn(stop);
+    idt[vectors::STOP_MACHINE].set_handler_fn(stop_machine);
     idt[vectors::LAPIC_TIMER].set_handler_fn(lapic_timer);
     idt[vectors::LAPIC_ERROR].set_handler_fn(lapic_error);
     idt[vectors::SPURIOUS].set_handler_fn(spurious);
@@ -40,9 +41,11 @@ pub fn disable_legacy_pic() {
     }
 }
 
+/// EOI first, as Linux does: a call that turns interrupts back on (to wait
+/// through a stop-machine, say) must be able to take the same-class IPIs.
 extern "x86-interrupt" fn call_function(_: InterruptStackFrame) {
-    crate::smp::calls::on_doorbell();
     apic::eoi();
+    crate::smp::calls::on_doorbell();
 }
 
 extern "x86-interrupt" fn ping(_: InterruptStackFrame) {
@@ -53,6 +56,14 @@ extern "x86-interrupt" fn ping(_: InterruptStackFrame) {
 extern "x86-interrupt" fn stop(frame: InterruptStackFrame) {
     apic::eoi();
     crate::smp::stop::on_stop_ipi(frame.instruction_pointer.as_u64());
+}
+
+/// EOI first: a participant re-enables interrupts in PREPARE and must be
+/// able to take other IPIs then, as a stopper thread could.
+extern "x86-interrupt" fn stop_machine(_: InterruptStackFrame) {
+    apic::eoi();
+    crate::smp::stop_machine::on_stop_machine_ipi();
+    crate::smp::hotplug::park_if_dying();
 }
 
 extern "x86-interrupt" fn lapic_timer(_: InterruptStackFrame) {

@@ -13,6 +13,8 @@ pub const CALL_FUNCTION: u8 = 0xF0;
 pub const PING: u8 = 0xF1;
 /// The maskable STOP IPI of send-stop's first attempt.
 pub const STOP: u8 = 0xF2;
+/// "Join the stop-machine in progress".
+pub const STOP_MACHINE: u8 = 0xF3;
 /// Local APIC error interrupt (LVT Error).
 pub const LAPIC_ERROR: u8 = 0xFE;
 /// Spurious-interrupt vector (SVR); its low nibble must be all ones on old APICs.
@@ -24,16 +26,18 @@ pub enum IpiKind {
     CallFunction,
     Ping,
     Stop,
+    StopMachine,
 }
 
 impl IpiKind {
-    pub const ALL: [IpiKind; 3] = [IpiKind::CallFunction, IpiKind::Ping, IpiKind::Stop];
+    pub const ALL: [IpiKind; 4] = [IpiKind::CallFunction, IpiKind::Ping, IpiKind::Stop, IpiKind::StopMachine];
 
     pub const fn vector(self) -> u8 {
         match self {
             IpiKind::CallFunction => CALL_FUNCTION,
             IpiKind::Ping => PING,
             IpiKind::Stop => STOP,
+            IpiKind::StopMachine => STOP_MACHINE,
         }
     }
 }

@@ -1,0 +1,325 @@
+//! CPU hotplug (SPEC "Hotplug"): `cpu_up` and `cpu_down` walk one ordered
+//! table of named steps. Up runs startups in order; down runs teardowns in
+//! reverse. Steps marked `Target` run on the CPU itself with interrupts off
+//! and must not fail going down; a failing step rolls back what was done,
+//! leaving the CPU where it was. Requests are serialised.
+//!
+//! Going down happens under stop-machine: in RUN the outgoing CPU leaves
+//! `online` and runs its dying teardowns, the call-queue flush among them,
+//! while every other CPU has interrupts off. After EXIT it takes any late
+//! IPI (harmless now), quiesces its APIC and parks until INIT-SIPI.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use smp_core::{CpuId, CpuSet, MAX_CPUS};
+use spin::Mutex;
+use x86_64::instructions::interrupts;
+
+use super::{bringup, calls, stop_machine};
+use crate::arch::x86_64::{ap, apic};
+use crate::hooks::{self, Action};
+use crate::percpu::{self, Activity};
+use crate::time::Deadline;
+
+/// Where a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// On the CPU doing the hotplug; may fail and be rolled back.
+    Controller,
+    /// On the CPU coming or going, interrupts off.
+    Target,
+}
+
+type StepFn = fn(CpuId) -> Result<(), &'static str>;
+
+/// One hotplug step. Its test hooks are `name` (startup) and `down_hook`
+/// (teardown).
+pub struct Step {
+    pub name: &'static str,
+    pub down_hook: &'static str,
+    pub runs: Runs,
+    pub startup: Option<StepFn>,
+    pub teardown: Option<StepFn>,
+    /// A `Target` teardown that runs inside stop-machine's RUN state (the
+    /// others run after EXIT, as the CPU parks).
+    pub dying: bool,
+}
+
+/// The steps, in bring-up order. The `Target` run is the seed-4 order:
+/// descriptor tables with every IPI vector, local APIC, empty call queue,
+/// and only then online.
+pub static STEPS: [Step; 7] = [
+    Step { name: "cpu.prepare", down_hook: "cpu.prepare.down", runs: Runs::Controller, startup: Some(prepare), teardown: None, dying: false },
+    Step { name: "cpu.kick", down_hook: "cpu.kick.down", runs: Runs::Controller, startup: Some(kick), teardown: Some(take_down), dying: false },
+    Step { name: "ap.descriptor-tables", down_hook: "ap.descriptor-tables.down", runs: Runs::Target, startup: Some(ap::load_descriptor_tables), teardown: None, dying: false },
+    Step { name: "ap.local-apic", down_hook: "ap.local-apic.down", runs: Runs::Target, startup: Some(ap::enable_local_apic), teardown: Some(quiesce_apic), dying: false },
+    Step { name: "ap.call-queue", down_hook: "ap.call-queue.down", runs: Runs::Target, startup: Some(calls::prepare_queue), teardown: Some(flush_queue), dying: true },
+    Step { name: "cpu.online", down_hook: "cpu.online.down", runs: Runs::Target, startup: Some(bringup::mark_online), teardown: Some(mark_offline), dying: true },
+    Step { name: "cpu.active", down_hook: "cpu.active.down", runs: Runs::Controller, startup: Some(set_active), teardown: Some(clear_active), dying: false },
+];
+
+/// The `Target` steps, in bring-up order.
+pub fn target_steps() -> impl DoubleEndedIterator<Item = &'static Step> {
+    STEPS.iter().filter(|s| s.runs == Runs::Target)
+}
+
+/// Why a hotplug request did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotplugError {
+    NotPresent(CpuId),
+    AlreadyOnline(CpuId),
+    AlreadyOffline(CpuId),
+    /// The last online CPU cannot go down.
+    LastCpu(CpuId),
+    /// The boot CPU runs the kernel's main thread, which has nowhere else to
+    /// go (there is no scheduler to move it), so it stays up.
+    BootCpu,
+    /// A CPU cannot take itself down: it would park in the middle of the request.
+    SelfDown(CpuId),
+    /// `step` failed (rolled back): `why`.
+    StepFailed { cpu: CpuId, step: &'static str, why: &'static str, going_up: bool },
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static LAST_ERROR: Mutex<Option<HotplugError>> = Mutex::new(None);
+
+/// Hotplug counters.
+pub struct Stats {
+    pub ups: AtomicU64,
+    pub downs: AtomicU64,
+    pub failures: AtomicU64,
+    pub rollbacks: AtomicU64,
+}
+
+pub static STATS: Stats =
+    Stats { ups: AtomicU64::new(0), downs: AtomicU64::new(0), failures: AtomicU64::new(0), rollbacks: AtomicU64::new(0) };
+
+/// The last hotplug error, if any.
+pub fn last_error() -> Option<HotplugError> {
+    *LAST_ERROR.lock()
+}
+
+/// A CPU's hotplug state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    Online,
+    Offline,
+    NotPresent,
+}
+
+pub fn state(cpu: CpuId) -> CpuState {
+    if !super::PRESENT.contains(cpu) {
+        CpuState::NotPresent
+    } else if super::ONLINE.contains(cpu) {
+        CpuState::Online
+    } else {
+        CpuState::Offline
+    }
+}
+
+fn fail(e: HotplugError) -> HotplugError {
+    STATS.failures.fetch_add(1, Ordering::Relaxed);
+    *LAST_ERROR.lock() = Some(e);
+    log::warn!("hotplug: {e:?}");
+    e
+}
+
+fn hook(name: &'static str, cpu: CpuId) -> Result<(), &'static str> {
+    match hooks::point(name, cpu) {
+        Action::Fail => Err("injected by a test hook"),
+        Action::Continue => Ok(()),
+    }
+}
+
+/// Brings `cpu` online: controller startups in order; `cpu.kick` starts the
+/// CPU, which runs the `Target` startups itself. A failure rolls back.
+pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
+    let _serial = SERIAL.lock();
+    match state(cpu) {
+        CpuState::NotPresent => return Err(fail(HotplugError::NotPresent(cpu))),
+        CpuState::Online => return Err(fail(HotplugError::AlreadyOnline(cpu))),
+        CpuState::Offline => {}
+    }
+    let controller: alloc::vec::Vec<(usize, &Step)> =
+        STEPS.iter().enumerate().filter(|(_, s)| s.runs == Runs::Controller).collect();
+    for (n, &(_, step)) in controller.iter().enumerate() {
+        let r = hook(step.name, cpu).and_then(|()| step.startup.map_or(Ok(()), |f| f(cpu)));
+        if let Err(why) = r {
+            // Roll back the controller steps already done, newest first.
+            for &(_, done) in controller[..n].iter().rev() {
+                if let Some(t) = done.teardown {
+                    if let Err(e) = t(cpu) {
+                        log::error!("hotplug: rollback of {} on {cpu} failed: {e}", done.name);
+                    }
+                }
+            }
+            STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
+            return Err(fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: true }));
+        }
+    }
+    STATS.ups.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Takes `cpu` offline: controller teardowns in reverse; `cpu.kick`'s
+/// teardown is the stop-machine in which the CPU runs its dying steps. A
+/// failing controller teardown rolls back (the CPU stays online).
+pub fn cpu_down(cpu: CpuId) -> Result<(), HotplugError> {
+    let _serial = SERIAL.lock();
+    if state(cpu) != CpuState::Online {
+        return Err(fail(HotplugError::AlreadyOffline(cpu)));
+    }
+    if cpu == CpuId::BOOT {
+        return Err(fail(HotplugError::BootCpu));
+    }
+    if cpu == percpu::current_cpu() {
+        return Err(fail(HotplugError::SelfDown(cpu)));
+    }
+    if super::online_count() <= 1 {
+        return Err(fail(HotplugError::LastCpu(cpu)));
+    }
+    let controller: alloc::vec::Vec<&Step> = STEPS.iter().filter(|s| s.runs == Runs::Controller).collect();
+    let mut undone = 0;
+    for step in controller.iter().rev() {
+        let r = hook(step.down_hook, cpu).and_then(|()| step.teardown.map_or(Ok(()), |f| f(cpu)));
+        if let Err(why) = r {
+            // Redo what was torn down, oldest first, so the CPU is as it was.
+            for redo in controller[controller.len() - undone..].iter() {
+                if let Some(s) = redo.startup {
+                    if let Err(e) = s(cpu) {
+                        log::error!("hotplug: rollback of {} on {cpu} failed: {e}", redo.name);
+                    }
+                }
+            }
+            STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
+            return Err(fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: false }));
+        }
+        undone += 1;
+    }
+    STATS.downs.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The boot-time batch started CPUs through `cpu.kick` directly: run the
+/// controller steps that follow it for each.
+pub fn finish_boot_bringup(started: &CpuSet) {
+    let after_kick = STEPS.iter().skip_while(|s| s.name != "cpu.kick").skip(1).filter(|s| s.runs == Runs::Controller);
+    for step in after_kick {
+        for cpu in started.iter() {
+            if let Some(Err(e)) = step.startup.map(|f| f(cpu)) {
+                log::error!("hotplug: boot-time {} on {cpu} failed: {e}", step.name);
+            }
+        }
+    }
+}
+
+fn prepare(cpu: CpuId) -> Result<(), &'static str> {
+    if super::PRESENT.contains(cpu) { Ok(()) } else { Err("not present") }
+}
+
+/// Startup of `cpu.kick`: INIT-SIPI-SIPI and wait for the CPU to finish its
+/// `Target` steps.
+fn kick(cpu: CpuId) -> Result<(), &'static str> {
+    let report = bringup::start(&CpuSet::single(cpu), bringup::Options::from_params(), None);
+    match report.errors.first() {
+        None => Ok(()),
+        Some(e) => Err(e.step),
+    }
+}
+
+/// Teardown of `cpu.kick`: the stop-machine in which `cpu` runs its dying
+/// steps, then a bounded wait for it to park.
+fn take_down(cpu: CpuId) -> Result<(), &'static str> {
+    PARKED[cpu.index()].store(0, Ordering::SeqCst);
+    stop_machine::stop_one_cpu(cpu, &|| run_dying_steps(cpu)).map_err(|_| "a CPU did not ack stop-machine")?;
+    let parked = crate::time::wait_until(5_000_000, || PARKED[cpu.index()].load(Ordering::SeqCst) == 1);
+    if !parked {
+        log::error!("hotplug: {cpu} left online but did not report parked");
+    }
+    Ok(())
+}
+
+/// In stop-machine's RUN state, on the outgoing CPU: the dying teardowns,
+/// newest step first. They must not fail; a failure is reported.
+fn run_dying_steps(cpu: CpuId) {
+    for step in target_steps().rev().filter(|s| s.dying) {
+        if let Some(t) = step.teardown {
+            if let Err(e) = t(cpu) {
+                log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.name);
+            }
+        }
+    }
+    DYING[cpu.index()].store(1, Ordering::SeqCst);
+}
+
+/// Set while a CPU has run its dying steps and not parked yet.
+static DYING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static PARKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Called by the stop-machine IPI handler after the machine restarted:
+/// parks this CPU if it was the one taken down.
+pub fn park_if_dying() {
+    let me = percpu::current_cpu();
+    if DYING[me.index()].swap(0, Ordering::SeqCst) == 0 {
+        return;
+    }
+    // A doorbell that arrived while this CPU had interrupts off is taken
+    // now: the dying flush emptied the queue, so it finds nothing and stays
+    // silent (the refined warning). Test hooks: hold the CPU in this
+    // window, or skip it (so a doorbell dies with the APIC, as in seed 2).
+    if hooks::point("hotplug.skip-offline-window", me) == Action::Continue {
+        interrupts::enable();
+        let _ = hooks::point("hotplug.offline-window", me);
+        crate::time::delay_us(1_000);
+        interrupts::disable();
+    }
+    for step in target_steps().rev().filter(|s| !s.dying) {
+        if let Some(t) = step.teardown {
+            if let Err(e) = t(me) {
+                log::error!("hotplug: teardown {} on {me} failed: {e}", step.name);
+            }
+        }
+    }
+    percpu::current().set_activity(Activity::Parked);
+    PARKED[me.index()].store(1, Ordering::SeqCst);
+    crate::power::halt_forever()
+}
+
+fn flush_queue(_cpu: CpuId) -> Result<(), &'static str> {
+    calls::dying_flush();
+    Ok(())
+}
+
+fn quiesce_apic(_cpu: CpuId) -> Result<(), &'static str> {
+    apic::quiesce_this_cpu();
+    Ok(())
+}
+
+fn mark_offline(cpu: CpuId) -> Result<(), &'static str> {
+    super::ONLINE.remove(cpu);
+    super::ACTIVE.remove(cpu);
+    bringup::note_offline(cpu);
+    Ok(())
+}
+
+fn set_active(cpu: CpuId) -> Result<(), &'static str> {
+    super::ACTIVE.insert(cpu);
+    Ok(())
+}
+
+fn clear_active(cpu: CpuId) -> Result<(), &'static str> {
+    super::ACTIVE.remove(cpu);
+    Ok(())
+}
+
+/// Waits (bounded) until `cpu` has parked after going down.
+pub fn wait_parked(cpu: CpuId, timeout_ms: u64) -> bool {
+    let d = Deadline::after_ms(timeout_ms);
+    while PARKED[cpu.index()].load(Ordering::SeqCst) == 0 {
+        if d.expired() {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
