@@ -305,10 +305,20 @@ pub fn note_offline(cpu: CpuId) {
     set_state(cpu, State::Offline);
 }
 
-/// What an online CPU does with nothing to do: sleep with interrupts on.
+/// What an online CPU does with nothing to do: run a queued job, else
+/// sleep with interrupts on.
 pub fn idle() -> ! {
-    percpu::current().set_activity(Activity::Idle);
+    let me = percpu::current_cpu();
+    super::worker::reset(me);
     loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
+        percpu::current().set_activity(Activity::Idle);
+        x86_64::instructions::interrupts::disable();
+        if super::worker::is_free(me) {
+            // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
+            x86_64::instructions::interrupts::enable_and_hlt();
+        } else {
+            percpu::current().set_activity(Activity::Running);
+            super::worker::run_pending(me);
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod ping;
 pub mod stop;
 pub mod stop_machine;
 pub mod topology;
+pub mod worker;
 
 use smp_core::{AtomicCpuSet, CpuId};
 

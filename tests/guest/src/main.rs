@@ -14,6 +14,7 @@ mod bringup;
 mod calls;
 mod examples;
 mod hotplug;
+mod stress;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
 
@@ -22,5 +23,5 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, examples::TESTS])
+    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, stress::TESTS, examples::TESTS])
 }
