@@ -1,0 +1,207 @@
+//! Argument handling: defaults, and bad arguments rejected with a clear
+//! message (through clap's `try_parse_from`, as `cargo xtask` parses them).
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use xtask::cli::{Cli, Command, FirmwareArg, FirmwareChoice, Machine};
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("cargo-xtask").chain(args.iter().copied()))
+}
+
+fn error(args: &[&str]) -> (ErrorKind, String) {
+    let e = parse(args).expect_err("should be rejected");
+    (e.kind(), e.to_string())
+}
+
+#[test]
+fn test_defaults() {
+    let Command::Test(t) = parse(&["test"]).unwrap().command else {
+        panic!()
+    };
+    assert_eq!(t.firmware, FirmwareChoice::All);
+    assert_eq!(t.vm.smp, 4);
+    assert_eq!(t.vm.memory, "256M");
+    assert_eq!(t.vm.machine, Machine::Pc);
+    assert_eq!(t.vm.cpu, None);
+    assert!(!t.examples && !t.no_host && !t.no_guest && !t.verbose);
+    assert_eq!(t.filter, None);
+    assert!(t.qemu_args.is_empty() && t.params.is_empty());
+}
+
+#[test]
+fn test_with_everything() {
+    let cli = parse(&[
+        "test",
+        "--smp",
+        "8",
+        "--firmware",
+        "uefi",
+        "--machine",
+        "q35",
+        "--cpu",
+        "qemu64,x2apic=on",
+        "--examples",
+        "--no-host",
+        "-p",
+        "smp.parallel=0",
+        "--param",
+        "log=debug",
+        "boot::",
+        "--",
+        "-d",
+        "int",
+    ])
+    .unwrap();
+    let Command::Test(t) = cli.command else {
+        panic!()
+    };
+    assert_eq!(t.vm.smp, 8);
+    assert_eq!(t.firmware.firmwares(), vec![bootimage::Firmware::Uefi]);
+    assert_eq!(t.vm.machine, Machine::Q35);
+    assert_eq!(t.vm.cpu.as_deref(), Some("qemu64,x2apic=on"));
+    assert!(t.examples && t.no_host);
+    assert_eq!(
+        t.params,
+        vec![
+            ("smp.parallel".into(), "0".into()),
+            ("log".into(), "debug".into())
+        ]
+    );
+    assert_eq!(t.filter.as_deref(), Some("boot::"));
+    assert_eq!(t.qemu_args, ["-d", "int"]);
+}
+
+#[test]
+fn qemu_defaults_and_options() {
+    let Command::Qemu(q) = parse(&["qemu"]).unwrap().command else {
+        panic!()
+    };
+    assert_eq!(q.firmware, FirmwareArg::Bios);
+    assert_eq!(q.timeout, None);
+    assert!(!q.keep_running);
+    let Command::Qemu(q) = parse(&[
+        "qemu",
+        "--keep-running",
+        "--timeout",
+        "30",
+        "--memory",
+        "1G",
+        "--",
+        "-s",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!()
+    };
+    assert!(q.keep_running);
+    assert_eq!(q.timeout, Some(30));
+    assert_eq!(q.vm.memory, "1G");
+    assert_eq!(q.qemu_args, ["-s"]);
+}
+
+#[test]
+fn image_options() {
+    let Command::Image(i) = parse(&[
+        "image",
+        "--firmware",
+        "bios",
+        "--test-kernel",
+        "-p",
+        "ktest.list=1",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!()
+    };
+    assert_eq!(i.firmware, FirmwareChoice::Bios);
+    assert!(i.test_kernel);
+    assert_eq!(
+        i.params,
+        vec![("ktest.list".into(), "1".into())],
+        "image may set ktest.*"
+    );
+}
+
+#[test]
+fn unknown_firmware_is_rejected_with_the_choices() {
+    for cmd in ["test", "qemu", "image"] {
+        let (kind, msg) = error(&[cmd, "--firmware", "floppy"]);
+        assert_eq!(kind, ErrorKind::InvalidValue, "{cmd}");
+        assert!(
+            msg.contains("floppy") && msg.contains("bios") && msg.contains("uefi"),
+            "{msg}"
+        );
+    }
+    // `all` is for commands that boot more than once, not for `qemu`.
+    assert_eq!(
+        error(&["qemu", "--firmware", "all"]).0,
+        ErrorKind::InvalidValue
+    );
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    for (args, needle) in [
+        (&["test", "--smp", "0"][..], "0"),
+        (&["test", "--smp", "four"], "four"),
+        (&["test", "--machine", "isapc"], "isapc"),
+        (&["test", "--memory", "lots"], "memory size"),
+        (&["test", "--memory", "0M"], "memory size"),
+        (&["qemu", "--memory", "256MB"], "memory size"),
+        (&["test", "-p", "novalue"], "key=value"),
+        (&["test", "-p", "a b=c"], "a b"),
+        (&["qemu", "--timeout", "0"], "0"),
+        (&["test", "--timeout-scale", "0"], "positive"),
+    ] {
+        let (kind, msg) = error(args);
+        assert_ne!(kind, ErrorKind::DisplayHelp, "{args:?}");
+        assert!(msg.contains(needle), "{args:?}: {msg}");
+    }
+}
+
+#[test]
+fn runner_parameters_are_the_runners() {
+    let (_, msg) = error(&["test", "-p", "ktest.run=boot::a"]);
+    assert!(msg.contains("set by the test runner"), "{msg}");
+    // ... but booting one test by hand is fine.
+    assert!(parse(&["qemu", "--test-kernel", "-p", "ktest.run=boot::a"]).is_ok());
+}
+
+#[test]
+fn contradictory_or_unknown_flags() {
+    assert_eq!(
+        error(&["test", "--no-host", "--no-guest"]).0,
+        ErrorKind::ArgumentConflict
+    );
+    assert_eq!(
+        error(&["test", "--enable-kvm"]).0,
+        ErrorKind::UnknownArgument
+    );
+    assert_eq!(error(&["boot"]).0, ErrorKind::InvalidSubcommand);
+    assert_eq!(
+        error(&[]).0,
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        &["--help"][..],
+        &["test", "--help"],
+        &["qemu", "--help"],
+        &["image", "--help"],
+    ] {
+        let (kind, text) = error(cmd);
+        assert_eq!(kind, ErrorKind::DisplayHelp);
+        assert!(text.contains("Usage: cargo xtask"), "{text}");
+    }
+    let (_, text) = error(&["qemu", "--help"]);
+    assert!(
+        text.contains("124") && text.contains("--keep-running"),
+        "exit codes documented: {text}"
+    );
+}

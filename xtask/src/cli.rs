@@ -1,0 +1,253 @@
+//! Command-line arguments. Parsing only: the commands live in
+//! [`crate::commands`].
+
+use std::path::PathBuf;
+
+use bootimage::{BootParams, Firmware};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, boot and test the SMP unikernel",
+    long_about = "Build, boot and test the SMP unikernel.\n\n\
+        Boots use QEMU (TCG; never KVM) with the kernel's serial port on the terminal. \
+        Images, boot parameters and serial logs go to target/xtask/<run>/. \
+        Missing QEMU/OVMF is installed with apt-get when running as root, otherwise \
+        the command to install it is printed."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the kernel and its disk images, and print the images' paths.
+    Image(ImageArgs),
+    /// Build the demo kernel and boot it in QEMU with serial on the terminal.
+    #[command(
+        long_about = "Build the demo kernel (or the test kernel) and boot it in QEMU, \
+        streaming the guest's serial output.\n\n\
+        Exit status: 0 when the guest exits with success (QEMU status 33), 1 when it reports \
+        failure (35), 3 when it resets or powers off on its own (triple fault?), 124 when it \
+        runs past --timeout and is killed."
+    )]
+    Qemu(QemuArgs),
+    /// Run the host tests and the in-guest tests; print one line per guest test.
+    #[command(
+        long_about = "Run the host tests (`cargo test` on the workspace's default members) \
+        and the in-guest tests (the guest-tests kernel under QEMU), then print \
+        `N passed, N failed[, N skipped]` and exit non-zero on any failure.\n\n\
+        Guest tests are listed by one boot with ktest.list=1, then grouped: tests that can share \
+        a kernel run together in one boot, every fresh/expected-panic/parameterised test gets a \
+        boot of its own, tests needing more CPUs than --smp are skipped. See the protocol \
+        documentation in xtask/src/protocol.rs."
+    )]
+    Test(TestArgs),
+}
+
+/// Firmware of one boot.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareArg {
+    /// Legacy BIOS (SeaBIOS), MBR image.
+    Bios,
+    /// UEFI (OVMF), GPT image.
+    Uefi,
+}
+
+impl From<FirmwareArg> for Firmware {
+    fn from(f: FirmwareArg) -> Firmware {
+        match f {
+            FirmwareArg::Bios => Firmware::Bios,
+            FirmwareArg::Uefi => Firmware::Uefi,
+        }
+    }
+}
+
+/// One firmware or both.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareChoice {
+    Bios,
+    Uefi,
+    /// BIOS, then UEFI.
+    All,
+}
+
+impl FirmwareChoice {
+    pub fn firmwares(self) -> Vec<Firmware> {
+        match self {
+            FirmwareChoice::Bios => vec![Firmware::Bios],
+            FirmwareChoice::Uefi => vec![Firmware::Uefi],
+            FirmwareChoice::All => Firmware::ALL.to_vec(),
+        }
+    }
+}
+
+/// QEMU machine type.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// i440FX + PIIX, QEMU's default.
+    Pc,
+    /// Q35 + ICH9 (PCIe; needed for > 255 CPUs).
+    Q35,
+}
+
+impl Machine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// How the virtual machine looks.
+#[derive(Args, Debug, Clone)]
+pub struct VmArgs {
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub smp: u32,
+    /// QEMU machine type.
+    #[arg(long, value_enum, default_value_t = Machine::Pc)]
+    pub machine: Machine,
+    /// Guest memory, as QEMU's -m takes it (a number with an optional K/M/G/T suffix).
+    #[arg(long, default_value = "256M", value_parser = parse_memory)]
+    pub memory: String,
+    /// QEMU CPU model, e.g. `qemu64,x2apic=on` (x2APIC under TCG needs QEMU >= 8.1).
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// Which images to build.
+    #[arg(long, value_enum, default_value_t = FirmwareChoice::All)]
+    pub firmware: FirmwareChoice,
+    /// Build the guest test kernel (guest-tests) instead of the demo kernel.
+    #[arg(long)]
+    pub test_kernel: bool,
+    /// Use this kernel ELF instead of building one.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+    /// Boot parameter for the image's ramdisk (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+pub struct QemuArgs {
+    /// Firmware to boot with.
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
+    pub firmware: FirmwareArg,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Boot parameter (repeatable), e.g. `-p smp.parallel=0`.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Ask the demo kernel to keep running (demo.keep_running=1) and wait without a time limit.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Kill QEMU after this many seconds [default: 120, none with --keep-running].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Boot the guest test kernel instead of the demo (e.g. with -p ktest.run=NAME).
+    #[arg(long)]
+    pub test_kernel: bool,
+    /// Use this kernel ELF instead of building one.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+    /// Extra arguments for QEMU, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    pub qemu_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Firmware(s) to run the guest tests with.
+    #[arg(long, value_enum, default_value_t = FirmwareChoice::All)]
+    pub firmware: FirmwareChoice,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Also run the example tests (demonstrations, some meant to fail).
+    #[arg(long)]
+    pub examples: bool,
+    /// Skip the host tests.
+    #[arg(long, conflicts_with = "no_guest")]
+    pub no_host: bool,
+    /// Skip the guest tests.
+    #[arg(long)]
+    pub no_guest: bool,
+    /// Pass this filter to `cargo test` for the host tests (FILTER applies to guest tests only).
+    #[arg(long, value_name = "FILTER")]
+    pub host_filter: Option<String>,
+    /// Echo the guest's serial output (and all of cargo test's output).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Multiply every boot's time limit by this factor (for slow machines).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+    /// Use this test kernel ELF instead of building guest-tests.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+    /// Boot parameter for every guest boot (repeatable); `ktest.*` is the runner's own.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_user_param)]
+    pub params: Vec<(String, String)>,
+    /// Run only the guest tests whose name contains this text.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Extra arguments for QEMU, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    pub qemu_args: Vec<String>,
+}
+
+/// `key=value`, with the image builder's rules for names and values.
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    BootParams::parse([s]).map_err(|e| e.to_string())?;
+    let (k, v) = s.split_once('=').expect("checked by BootParams::parse");
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// A `-p` for `test`: the `ktest.` namespace is how the runner drives the
+/// guest, so a user value there would make it wait for the wrong tests.
+fn parse_user_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = parse_param(s)?;
+    if k.starts_with("ktest.") {
+        return Err(format!(
+            "`{k}` is set by the test runner; select tests with FILTER, or boot one by hand with \
+             `cargo xtask qemu --test-kernel -p {k}=...`"
+        ));
+    }
+    Ok((k, v))
+}
+
+/// QEMU's `-m` syntax: digits and an optional size suffix.
+fn parse_memory(s: &str) -> Result<String, String> {
+    let digits = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', 't', 'T']);
+    let suffixes = s.len() - digits.len();
+    if digits.is_empty()
+        || suffixes > 1
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.parse::<u64>().ok() == Some(0)
+    {
+        return Err(format!("`{s}` is not a memory size like 256M or 2G"));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+/// The parameters as a [`BootParams`], later ones winning.
+pub fn boot_params(list: &[(String, String)]) -> BootParams {
+    let mut params = BootParams::default();
+    for (k, v) in list {
+        params.set(k, v).expect("validated by parse_param");
+    }
+    params
+}

@@ -1,0 +1,34 @@
+//! The commands: glue between the parsed arguments and the modules that do
+//! the work.
+
+mod image;
+mod qemu;
+mod test;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use bootimage::Firmware;
+
+use crate::cli::{Cli, Command, VmArgs};
+use crate::qemu::QemuConfig;
+
+/// Runs the command `cli` names.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Image(args) => image::run(&args),
+        Command::Qemu(args) => qemu::run(&args),
+        Command::Test(args) => test::run(&args),
+    }
+}
+
+fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> QemuConfig {
+    QemuConfig {
+        firmware,
+        machine: vm.machine,
+        smp: vm.smp,
+        memory: vm.memory.clone(),
+        cpu: vm.cpu.clone(),
+        extra: extra.to_vec(),
+    }
+}

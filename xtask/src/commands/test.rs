@@ -1,0 +1,57 @@
+//! `cargo xtask test`: host tests, then guest tests, then the closing count.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::boot::Booter;
+use crate::build::{self, Kernel};
+use crate::cli::TestArgs;
+use crate::guest::{self, GuestOptions};
+use crate::plan::PlanOptions;
+use crate::report::Tally;
+use crate::{hosttest, prereq, workspace};
+
+pub fn run(args: &TestArgs) -> Result<ExitCode> {
+    let mut tally = Tally::default();
+    if !args.no_host {
+        tally.add(hosttest::run(args.host_filter.as_deref(), args.verbose)?);
+    }
+    if !args.no_guest {
+        let firmwares = args.firmware.firmwares();
+        let host = prereq::ensure(firmwares.contains(&bootimage::Firmware::Uefi))?;
+        match host.version {
+            Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),
+            None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
+        }
+        let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
+        let booter = Booter {
+            host,
+            elf,
+            run_dir: workspace::new_run_dir()?,
+        };
+        let opts = GuestOptions {
+            configs: firmwares
+                .into_iter()
+                .map(|fw| super::qemu_config(fw, &args.vm, &args.qemu_args))
+                .collect(),
+            plan: PlanOptions {
+                smp: args.vm.smp,
+                examples: args.examples,
+                filter: args.filter.clone(),
+                user_params: args.params.clone(),
+            },
+            verbose: args.verbose,
+            timeout_scale: args.timeout_scale,
+            kernel: args.kernel.clone(),
+        };
+        tally.add(guest::run_tests(&booter, &opts)?);
+    }
+    // The closing line, alone, in the form CI reads.
+    println!("{}", tally.summary_line());
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

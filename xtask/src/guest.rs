@@ -1,0 +1,317 @@
+//! Running the in-guest tests: list them with one boot, plan the boots,
+//! run them per firmware, print one line per test as verdicts arrive.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::boot::{Boot, Booter, QEMU_STDERR};
+use crate::judge::{Judge, ListJudge, Outcome};
+use crate::plan::{self, BootPlan, PlanOptions, boot_allowance};
+use crate::process::{Output, RunOptions, Stream};
+use crate::protocol::TestInfo;
+use crate::qemu::{QemuConfig, unmet_requirement};
+use crate::report::{self, Tail, Tally};
+use crate::workspace;
+
+/// Time the test kernel gets to print its list, on top of the firmware's
+/// boot allowance.
+const LIST_TIME: Duration = Duration::from_secs(10);
+
+/// What `cargo xtask test` asked of the guest side.
+#[derive(Debug)]
+pub struct GuestOptions {
+    /// One configuration per firmware, in run order.
+    pub configs: Vec<QemuConfig>,
+    pub plan: PlanOptions,
+    pub verbose: bool,
+    pub timeout_scale: f64,
+    /// The `--kernel` the user gave, for the reproduce commands.
+    pub kernel: Option<PathBuf>,
+}
+
+/// Runs everything; returns the guest's counts. Errors are reserved for the
+/// host failing us (cannot write a file, cannot start QEMU); whatever the
+/// guest does ends up in the tally.
+pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
+    let mut tally = Tally::default();
+    let mut runnable = Vec::new();
+    for cfg in &opts.configs {
+        match unmet_requirement(cfg, booter.host.version) {
+            // Never a silent pass: the configuration shows up as skipped.
+            Some(why) => {
+                println!("guest {} (all tests) ... skipped: {why}", cfg.label());
+                tally.skipped += 1;
+            }
+            None => runnable.push(cfg),
+        }
+    }
+    let Some(first) = runnable.first() else {
+        return Ok(tally);
+    };
+
+    // The list is a property of the ELF, the same under every firmware: one
+    // list boot (with the first, usually the faster, firmware) serves all.
+    let tests = match list_tests(booter, first, opts)? {
+        Ok(tests) => tests,
+        // Already reported, with the serial output that explains it.
+        Err(_) => {
+            tally.failed += 1;
+            return Ok(tally);
+        }
+    };
+    let plan = plan::plan(&tests, &opts.plan);
+    print_plan_summary(&tests, &plan);
+
+    for cfg in runnable {
+        tally.add(run_config(booter, cfg, &plan, opts)?);
+    }
+    Ok(tally)
+}
+
+fn print_plan_summary(tests: &[TestInfo], plan: &plan::Plan) {
+    let mut notes = Vec::new();
+    if plan.examples_dropped > 0 {
+        notes.push(format!(
+            "{} example(s) left out (--examples runs them)",
+            plan.examples_dropped
+        ));
+    }
+    if plan.filtered_out > 0 {
+        notes.push(format!("{} filtered out", plan.filtered_out));
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join(", "))
+    };
+    eprintln!(
+        "xtask: {} guest test(s): {} to run in {} boot(s) per firmware, {} skipped{notes}",
+        tests.len(),
+        plan.test_count(),
+        plan.boots.len(),
+        plan.skipped.len()
+    );
+}
+
+fn scaled(d: Duration, opts: &GuestOptions) -> Duration {
+    d.mul_f64(opts.timeout_scale)
+}
+
+/// Boots with `ktest.list=1`; the outer error is the host's, the inner the
+/// guest's (already explained on the terminal).
+fn list_tests(
+    booter: &Booter,
+    cfg: &QemuConfig,
+    opts: &GuestOptions,
+) -> Result<Result<Vec<TestInfo>, String>> {
+    let mut params = crate::cli::boot_params(
+        &[opts.plan.runner_params(), opts.plan.user_params.clone()].concat(),
+    );
+    params.set("ktest.list", "1")?;
+    let name = format!("{}-list", cfg.firmware.name());
+    let run = RunOptions {
+        timeout: Some(scaled(boot_allowance(cfg.firmware) + LIST_TIME, opts)),
+        inherit_stdin: false,
+    };
+    eprintln!("xtask: listing guest tests ({})", cfg.label());
+    let mut list = ListJudge::default();
+    let mut tail = Tail::default();
+    let boot = booter.boot(cfg, &params, &name, &run, |out| {
+        if let Some(line) = serial_line(out, opts.verbose) {
+            tail.push(&line);
+            list.feed(&line);
+        }
+    })?;
+    let result = list.finish(boot.exit);
+    if let Err(why) = &result {
+        println!("{}", report::boot_failure_line(&cfg.label(), "<list>", why));
+        show_failure_context(&mut tail, &boot, opts.verbose, true);
+    } else {
+        remove_image(&boot);
+    }
+    Ok(result)
+}
+
+/// A serial line from an output event (QEMU's stderr lines marked), echoed
+/// when verbose.
+fn serial_line(out: Output<'_>, verbose: bool) -> Option<String> {
+    let Output::Line(stream, _, line) = out else {
+        return None;
+    };
+    let line = match stream {
+        Stream::Stdout => line.to_owned(),
+        Stream::Stderr => format!("{QEMU_STDERR}{line}"),
+    };
+    if verbose {
+        println!("    {}", report::printable(&line));
+    }
+    Some(line)
+}
+
+/// Runs the plan under one configuration.
+fn run_config(
+    booter: &Booter,
+    cfg: &QemuConfig,
+    plan: &plan::Plan,
+    opts: &GuestOptions,
+) -> Result<Tally> {
+    let label = cfg.label();
+    let mut tally = Tally::default();
+    for (test, why) in &plan.skipped {
+        println!("guest {label} {} ... skipped: {why}", test.name);
+        tally.skipped += 1;
+    }
+    let mut queue: VecDeque<BootPlan> = plan.boots.iter().cloned().collect();
+    let mut boot_no = 0;
+    while let Some(boot_plan) = queue.pop_front() {
+        boot_no += 1;
+        let rerun = run_boot(booter, cfg, &boot_plan, boot_no, opts, &mut tally)?;
+        if !rerun.is_empty() {
+            eprintln!(
+                "xtask: {} test(s) of boot {boot_no} did not get to run before it went down; running them in a new boot",
+                rerun.len()
+            );
+            queue.push_front(BootPlan::new(rerun, &opts.plan));
+        }
+    }
+    Ok(tally)
+}
+
+/// One boot of the plan; prints its verdicts, returns the tests to re-run.
+fn run_boot(
+    booter: &Booter,
+    cfg: &QemuConfig,
+    boot_plan: &BootPlan,
+    boot_no: usize,
+    opts: &GuestOptions,
+    tally: &mut Tally,
+) -> Result<Vec<TestInfo>> {
+    let label = cfg.label();
+    let name = format!("{}-{boot_no}", cfg.firmware.name());
+    let run = RunOptions {
+        timeout: Some(scaled(boot_plan.timeout(cfg.firmware), opts)),
+        inherit_stdin: false,
+    };
+    if opts.verbose {
+        eprintln!(
+            "xtask: boot {name}: {}",
+            boot_plan
+                .params
+                .to_file_contents()
+                .trim()
+                .replace('\n', " ")
+        );
+    }
+    let mut judge = Judge::new(boot_plan.tests.clone());
+    let mut tail = Tail::default();
+    let mut shown = 0;
+    let boot = booter.boot(cfg, &boot_plan.params, &name, &run, |out| {
+        let Some(line) = serial_line(out, opts.verbose) else {
+            return;
+        };
+        tail.push(&line);
+        if line.starts_with(QEMU_STDERR) {
+            return;
+        }
+        let Output::Line(_, at, _) = out else { return };
+        for verdict in judge.feed(at, &line) {
+            shown += 1;
+            println!("{}", report::verdict_line(&label, &verdict));
+            tally.count(&verdict.outcome);
+            if matches!(verdict.outcome, Outcome::Failed(_)) && !opts.verbose {
+                print_tail(&mut tail);
+            }
+        }
+    });
+    let boot = boot?;
+    let report = judge.finish(boot.exit, boot.elapsed);
+    let late_failure = !report.boot_failures.is_empty()
+        || report.verdicts[shown..]
+            .iter()
+            .any(|v| matches!(v.outcome, Outcome::Failed(_)));
+    for verdict in &report.verdicts[shown..] {
+        println!("{}", report::verdict_line(&label, verdict));
+        tally.count(&verdict.outcome);
+    }
+    for why in &report.boot_failures {
+        println!(
+            "{}",
+            report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why)
+        );
+        tally.failed += 1;
+    }
+    if report.has_failures() {
+        show_failure_context(&mut tail, &boot, opts.verbose, late_failure);
+        println!(
+            "    reproduce: {}",
+            reproduce_command(cfg, boot_plan, opts.kernel.as_deref())
+        );
+    } else {
+        remove_image(&boot);
+    }
+    Ok(report.rerun)
+}
+
+fn print_tail(tail: &mut Tail) {
+    let lines = tail.take_unshown();
+    if lines.is_empty() {
+        return;
+    }
+    println!("    --- last lines of serial output ---");
+    for line in lines {
+        println!("    | {}", report::printable(&line));
+    }
+}
+
+/// After a failure: the serial output that explains it (unless it was
+/// already shown: `tail_due` is false when every failure of the boot was
+/// streamed with its own tail) and where the full log is.
+fn show_failure_context(tail: &mut Tail, boot: &Boot, verbose: bool, tail_due: bool) {
+    if !verbose && tail_due {
+        print_tail(tail);
+    }
+    println!("    serial log: {}", workspace::display(&boot.log));
+}
+
+/// The boot's image is only worth its megabytes when something failed.
+fn remove_image(boot: &Boot) {
+    let _ = std::fs::remove_dir_all(&boot.dir);
+}
+
+/// The `cargo xtask qemu` command that boots the same tests by hand.
+pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<&Path>) -> String {
+    let mut cmd = format!(
+        "cargo xtask qemu --test-kernel --firmware {} --smp {} --machine {} --memory {}",
+        cfg.firmware.name(),
+        cfg.smp,
+        cfg.machine.name(),
+        cfg.memory
+    );
+    if let Some(kernel) = kernel {
+        cmd += &format!(" --kernel {}", shell_quote(&kernel.display().to_string()));
+    }
+    if let Some(cpu) = &cfg.cpu {
+        cmd += &format!(" --cpu {}", shell_quote(cpu));
+    }
+    for line in boot_plan.params.to_file_contents().lines() {
+        cmd += &format!(" -p {}", shell_quote(line));
+    }
+    if !cfg.extra.is_empty() {
+        let extra: Vec<String> = cfg.extra.iter().map(|a| shell_quote(a)).collect();
+        cmd += &format!(" -- {}", extra.join(" "));
+    }
+    cmd
+}
+
+/// Quotes `word` for a POSIX shell when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:=/+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
