@@ -77,9 +77,15 @@ impl BootParams {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// The ramdisk file's contents.
+    /// The ramdisk file's contents. Never empty: both loaders fail to load
+    /// an empty ramdisk (UEFI: "Failed to allocate memory for the file";
+    /// BIOS: a silent hang), so a comment line always leads.
     pub fn to_file_contents(&self) -> String {
-        self.0.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+        let mut text = String::from("# boot parameters: one key and value per line\n");
+        for (k, v) in &self.0 {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        text
     }
 }
 
@@ -120,8 +126,14 @@ mod tests {
     fn params_round_trip_and_override() {
         let mut p = BootParams::parse(["a=1", "b=x y"]).unwrap();
         p.set("a", "2").unwrap();
-        assert_eq!(p.to_file_contents(), "a=2\nb=x y\n");
+        assert!(p.to_file_contents().ends_with("\na=2\nb=x y\n"));
         assert_eq!(p.get("b"), Some("x y"));
+    }
+
+    #[test]
+    fn ramdisk_is_never_empty() {
+        let text = BootParams::default().to_file_contents();
+        assert!(!text.is_empty() && text.lines().all(|l| l.starts_with('#')));
     }
 
     #[test]

@@ -22,11 +22,30 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             crate::println_raw!("@@KTEST PANIC\t{}\tnested panic: {}", cpu.index(), info.message());
             power::exit(power::ExitCode::Failure);
         }
-        // Another CPU is already reporting and will end the run.
-        Err(_) => power::halt_forever(),
+        // Another CPU is reporting and stopping everyone: be stopped.
+        Err(_) => crate::smp::stop::stop_this_cpu(crate::smp::stop::Method::Itself, None),
     }
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     log::error!("PANIC on {cpu}: {} at {file}:{line}", info.message());
-    crate::println_raw!("@@KTEST PANIC\t{}\t{} at {file}:{line}", cpu.index(), info.message());
+    let report = crate::smp::stop::stop_other_cpus(crate::smp::stop::Reason::Crash);
+    crate::smp::stop::print_report(&report);
+    // No heap here: the panic may have come from inside the allocator.
+    let records = report.stopped.iter().filter(|c| crate::smp::stop::crash_record(*c).is_some()).count();
+    if report.not_stopped.is_empty() {
+        crate::println_raw!(
+            "@@KTEST PANIC\t{}\t{} at {file}:{line}; all other CPUs stopped ({} attempt(s)); crash records: {}",
+            cpu.index(),
+            info.message(),
+            report.attempts,
+            if records == report.stopped.len() { "all" } else { "some missing" }
+        );
+    } else {
+        crate::println_raw!(
+            "@@KTEST PANIC\t{}\t{} at {file}:{line}; NOT stopped: {:?}",
+            cpu.index(),
+            info.message(),
+            report.not_stopped
+        );
+    }
     power::exit(power::ExitCode::Failure)
 }

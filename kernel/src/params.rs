@@ -26,7 +26,9 @@ pub fn all() -> impl Iterator<Item = (&'static str, &'static str)> {
         .copied()
         .unwrap_or("")
         .lines()
-        .filter_map(|l| l.trim().split_once('='))
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
 }
 
 /// The last value given for `key`.

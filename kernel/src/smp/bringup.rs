@@ -233,6 +233,17 @@ fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
     BringupError { cpu, apic_id: super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX)), step, detail }
 }
 
+/// CPUs between STARTUP and online (send-stop must catch them too).
+pub fn starting() -> CpuSet {
+    let mut s = CpuSet::EMPTY;
+    for i in 0..MAX_CPUS {
+        if STATE[i].load(Ordering::SeqCst) == State::Starting as u8 {
+            s.insert(CpuId::new(i).expect("index below MAX_CPUS"));
+        }
+    }
+    s
+}
+
 /// An AP that found no entry for its APIC id.
 pub fn note_stray_ap(_apic: ApicId) {
     STRAY_APS.fetch_add(1, Ordering::SeqCst);

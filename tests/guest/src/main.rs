@@ -14,6 +14,7 @@ mod bringup;
 mod calls;
 mod examples;
 mod hotplug;
+mod stop;
 mod stress;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
@@ -23,5 +24,5 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, stress::TESTS, examples::TESTS])
+    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, stress::TESTS, stop::TESTS, examples::TESTS])
 }

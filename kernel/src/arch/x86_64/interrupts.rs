@@ -55,7 +55,7 @@ extern "x86-interrupt" fn ping(_: InterruptStackFrame) {
 
 extern "x86-interrupt" fn stop(frame: InterruptStackFrame) {
     apic::eoi();
-    crate::smp::stop::on_stop_ipi(frame.instruction_pointer.as_u64());
+    crate::smp::stop::on_stop_ipi(&frame);
 }
 
 /// EOI first: a participant re-enables interrupts in PREPARE and must be

@@ -9,6 +9,10 @@ use x86_64::structures::idt::InterruptStackFrame;
 static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
 
 pub fn dispatch(frame: &InterruptStackFrame) {
+    // A stop NMI is told apart by the stop in progress naming this CPU.
+    if crate::smp::stop::on_nmi(frame) {
+        return;
+    }
     UNCLAIMED.fetch_add(1, Ordering::Relaxed);
     log::warn!("unclaimed NMI at RIP {:#x}", frame.instruction_pointer.as_u64());
 }

@@ -1,0 +1,131 @@
+//! Send-stop (SPEC "Send-stop"; seed 5): every other CPU stops, whatever it
+//! is doing, and the report says how. Each test stops CPUs, so each gets a
+//! boot of its own.
+
+use alloc::format;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use kernel::hooks::{self, Mode};
+use kernel::ktest::{Failure, Outcome, Test};
+use kernel::smp::stop::{self, Method, Reason};
+use kernel::smp::{self, bringup, calls, hotplug, stop_machine, worker};
+use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest, percpu};
+
+pub const TESTS: &[Test] = &[
+    ktest!(idle_cpus_stop_by_ipi_at_attempt_1).min_cpus(2).fresh_boot(),
+    ktest!(cpu_with_interrupts_off_stops_by_nmi_at_attempt_2).min_cpus(2).fresh_boot(),
+    ktest!(cpu_held_in_bring_up_is_caught_by_a_retry).min_cpus(3).params("smp.boot_aps=0"),
+    ktest!(two_cpus_panicking_at_once_give_one_report).min_cpus(2).expect_panic("all other CPUs stopped (1 attempt(s)); crash records: all"),
+    ktest!(panic_inside_stop_machine_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
+    ktest!(panic_inside_hotplug_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
+    ktest!(crash_stop_saves_a_record_per_cpu).min_cpus(2).expect_panic("crash records: all"),
+];
+
+fn others() -> CpuSet {
+    let mut s = smp::ONLINE.snapshot();
+    s.remove(percpu::current_cpu());
+    s
+}
+
+fn idle_cpus_stop_by_ipi_at_attempt_1() -> Outcome {
+    let targets = others();
+    let report = stop::stop_other_cpus(Reason::Stop);
+    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
+    kassert_eq!(report.stopped, targets);
+    for cpu in targets.iter() {
+        kassert_eq!(stop::how_stopped(cpu), Some((Method::Ipi, 1)));
+    }
+    kassert_eq!(smp::online_count(), 1);
+    Ok(())
+}
+
+static SPIN: AtomicBool = AtomicBool::new(true);
+
+fn spin_with_interrupts_off(_: usize) {
+    // A call handler runs with interrupts off: the STOP IPI cannot get in.
+    while SPIN.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+}
+
+fn cpu_with_interrupts_off_stops_by_nmi_at_attempt_2() -> Outcome {
+    let targets = others();
+    let spinner = targets.iter().next().ok_or(Failure("no other CPU".into()))?;
+    calls::call_single_nowait(spinner, spin_with_interrupts_off, 0).map_err(|e| Failure(format!("{e:?}")))?;
+    kernel::time::delay_us(20_000);
+    let report = stop::stop_other_cpus(Reason::Stop);
+    SPIN.store(false, Ordering::SeqCst);
+    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
+    kassert_eq!(stop::how_stopped(spinner), Some((Method::Nmi, 2)));
+    for cpu in targets.iter().filter(|c| *c != spinner) {
+        kassert_eq!(stop::how_stopped(cpu), Some((Method::Ipi, 1)));
+    }
+    Ok(())
+}
+
+fn start_held_cpu(cpu: usize) {
+    let cpu = CpuId::new(cpu).expect("cpu");
+    let _ = bringup::start(&CpuSet::single(cpu), bringup::Options::from_params(), None);
+}
+
+/// A CPU held between INIT-SIPI and "online" when the stop begins is not
+/// in `online`: attempt 1 misses it; a retry must catch it (by NMI). A
+/// second AP (the starter) starts it, so the boot CPU is free to stop.
+fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let mut aps = present.iter().filter(|c| *c != CpuId::BOOT);
+    let (starter, held) = match (aps.next(), aps.next()) {
+        (Some(s), Some(h)) => (s, h),
+        _ => return Err(Failure("needs two APs".into())),
+    };
+    let r = bringup::start(&CpuSet::single(starter), bringup::Options::from_params(), None);
+    kassert!(r.errors.is_empty(), "{:?}", r.errors);
+    hooks::arm("ap.before-online", Some(held), Mode::Pause);
+    worker::spawn(starter, start_held_cpu, held.index()).map_err(|e| Failure(format!("{e:?}")))?;
+    kassert!(hooks::wait_reached("ap.before-online", 5_000), "{held} never reached the hold");
+    kassert!(bringup::starting().contains(held));
+    let report = stop::stop_other_cpus(Reason::Stop);
+    hooks::release("ap.before-online");
+    kernel::time::delay_us(50_000);
+    kassert!(report.stopped.contains(held), "{held} was not stopped; report {report:?}");
+    kassert!(matches!(stop::how_stopped(held), Some((Method::Nmi, n)) if n >= 2));
+    kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
+    Ok(())
+}
+
+static GO: AtomicBool = AtomicBool::new(false);
+static READY: AtomicU32 = AtomicU32::new(0);
+
+fn panic_together(_: usize) {
+    READY.fetch_add(1, Ordering::SeqCst);
+    while !GO.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    panic!("second CPU panics at the same moment");
+}
+
+fn two_cpus_panicking_at_once_give_one_report() -> Outcome {
+    let other = others().iter().next().ok_or(Failure("no other CPU".into()))?;
+    calls::call_single_nowait(other, panic_together, 0).map_err(|e| Failure(format!("{e:?}")))?;
+    kassert!(kernel::time::wait_until(5_000_000, || READY.load(Ordering::SeqCst) == 1));
+    GO.store(true, Ordering::SeqCst);
+    panic!("first CPU panics at the same moment");
+}
+
+fn panic_inside_stop_machine_still_stops_everyone() -> Outcome {
+    let target = others().iter().last().ok_or(Failure("no other CPU".into()))?;
+    let _ = stop_machine::stop_machine(&CpuSet::single(target), &|_| panic!("panic in stop-machine's RUN state"));
+    Err(Failure("stop-machine returned after its function panicked".into()))
+}
+
+fn panic_inside_hotplug_still_stops_everyone() -> Outcome {
+    let target = others().iter().last().ok_or(Failure("no other CPU".into()))?;
+    hooks::arm("cpu.active.down", Some(target), Mode::Call(|| panic!("panic in a hotplug step")));
+    let _ = hotplug::cpu_down(target);
+    Err(Failure("cpu_down returned after its step panicked".into()))
+}
+
+fn crash_stop_saves_a_record_per_cpu() -> Outcome {
+    kernel::time::delay_us(10_000);
+    panic!("crash with records");
+}
