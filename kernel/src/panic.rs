@@ -23,7 +23,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             power::exit(power::ExitCode::Failure);
         }
         // Another CPU is reporting and stopping everyone: be stopped.
-        Err(_) => crate::smp::stop::stop_this_cpu(crate::smp::stop::Method::Itself, None),
+        Err(_) => crate::smp::stop::stop_after_losing_panic_race(),
     }
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     log::error!("PANIC on {cpu}: {} at {file}:{line}", info.message());

@@ -157,6 +157,13 @@ pub fn stop_other_cpus(reason: Reason) -> Report {
     Report { stopped: STOPPED.snapshot(), not_stopped, attempts }
 }
 
+/// A CPU that panicked while another CPU reports its own panic: a crash
+/// stop is under way (or about to be), so it saves its record and stops.
+pub fn stop_after_losing_panic_race() -> ! {
+    REASON_CRASH.store(true, Ordering::SeqCst);
+    stop_this_cpu(Method::Itself, None)
+}
+
 /// Handler of the maskable STOP IPI.
 pub fn on_stop_ipi(frame: &x86_64::structures::idt::InterruptStackFrame) -> ! {
     stop_this_cpu(Method::Ipi, Some(frame))
