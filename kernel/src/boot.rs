@@ -9,7 +9,7 @@ use spin::Once;
 
 use crate::arch::x86_64::{gdt, idt};
 use crate::mem::{self, vmem};
-use crate::{console, params, percpu, time, CpuId};
+use crate::{CpuId, console, params, percpu, time};
 
 /// The loader maps its dynamic regions (kernel, physical memory, boot info)
 /// below 0xFFFF_C000_0000_0000, leaving the kernel's own area (see

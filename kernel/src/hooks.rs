@@ -3,8 +3,6 @@
 //! `test-hooks` feature (the in-guest test kernel); in the demonstration
 //! kernel `point` is an inline constant and every hook vanishes.
 
-
-
 /// What the code at a hook point must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -115,9 +113,7 @@ mod armed {
     /// The hook itself, called by kernel code at a named point.
     pub fn point(name: &'static str, cpu: CpuId) -> Action {
         let hit = with_table(|t| {
-            let i = t.iter().position(|s| {
-                s.is_some_and(|s| s.name == name && s.cpu.is_none_or(|c| c == cpu))
-            })?;
+            let i = t.iter().position(|s| s.is_some_and(|s| s.name == name && s.cpu.is_none_or(|c| c == cpu)))?;
             let slot = t[i]?;
             REACHED[i].fetch_add(1, Ordering::SeqCst);
             if matches!(slot.mode, Mode::FailOnce | Mode::Call(_)) {

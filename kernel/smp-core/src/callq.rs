@@ -86,10 +86,7 @@ pub enum AsyncFn {
 enum Run {
     /// SYNC: a waiting caller's closure; `data` is `&F`, `func` is
     /// [`call_closure::<F>`].
-    Borrowed {
-        func: unsafe fn(*const ()),
-        data: *const (),
-    },
+    Borrowed { func: unsafe fn(*const ()), data: *const () },
     /// ASYNC.
     Async(AsyncFn),
 }
@@ -148,10 +145,7 @@ impl<'a> CallRecord<'a> {
             next: UnsafeCell::new(ptr::null()),
             flags: AtomicU32::new(LOCKED),
             route: AtomicU64::new(route(from, to)),
-            run: Run::Borrowed {
-                func: call_closure::<F>,
-                data: ptr::from_ref(f).cast(),
-            },
+            run: Run::Borrowed { func: call_closure::<F>, data: ptr::from_ref(f).cast() },
             name,
             borrow: PhantomData,
         }
@@ -238,9 +232,7 @@ impl CallRecord<'static> {
         // Acquire: pairs with the previous run's release, so that handler's
         // reads of the link and the call happen before our push rewrites the
         // link.
-        self.flags
-            .compare_exchange(0, LOCKED, Acquire, Relaxed)
-            .map_err(|_| Busy)?;
+        self.flags.compare_exchange(0, LOCKED, Acquire, Relaxed).map_err(|_| Busy)?;
         self.route.store(route(from, to), Relaxed);
         Ok(())
     }
@@ -301,12 +293,7 @@ impl CallQueue {
     /// queues it: `Ok(true)` means the caller owes the doorbell, [`Busy`]
     /// means the previous call on `rec` is still in flight and nothing was
     /// queued. Never blocks.
-    pub fn push_async(
-        &self,
-        rec: &'static CallRecord<'static>,
-        from: CpuId,
-        to: CpuId,
-    ) -> Result<bool, Busy> {
+    pub fn push_async(&self, rec: &'static CallRecord<'static>, from: CpuId, to: CpuId) -> Result<bool, Busy> {
         rec.try_lock(from, to)?;
         // SAFETY: we just locked it; it lives forever and borrows nothing
         // that could end.

@@ -156,7 +156,11 @@ impl fmt::Debug for CpuSet {
                 f.write_str(",")?;
             }
             first = false;
-            if start == i { write!(f, "{start}")? } else { write!(f, "{start}-{i}")? }
+            if start == i {
+                write!(f, "{start}")?
+            } else {
+                write!(f, "{start}-{i}")?
+            }
             i += 1;
         }
         f.write_str("}")

@@ -4,8 +4,8 @@
 
 extern crate alloc;
 
+pub mod callq;
 pub mod cpu;
 pub mod madt;
-pub mod callq;
 
 pub use cpu::{ApicId, AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};

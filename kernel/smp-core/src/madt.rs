@@ -55,36 +55,21 @@ fn known_type(entry_type: u8) -> Option<(&'static str, usize)> {
     Some(match entry_type {
         0x0 => ("Local APIC", size_of::<am::LocalApicEntry>()),
         0x1 => ("I/O APIC", size_of::<am::IoApicEntry>()),
-        0x2 => (
-            "Interrupt Source Override",
-            size_of::<am::InterruptSourceOverrideEntry>(),
-        ),
+        0x2 => ("Interrupt Source Override", size_of::<am::InterruptSourceOverrideEntry>()),
         0x3 => ("NMI Source", size_of::<am::NmiSourceEntry>()),
         0x4 => ("Local APIC NMI", size_of::<am::LocalApicNmiEntry>()),
-        0x5 => (
-            "Local APIC Address Override",
-            size_of::<am::LocalApicAddressOverrideEntry>(),
-        ),
+        0x5 => ("Local APIC Address Override", size_of::<am::LocalApicAddressOverrideEntry>()),
         0x6 => ("I/O SAPIC", size_of::<am::IoSapicEntry>()),
         0x7 => ("Local SAPIC", size_of::<am::LocalSapicEntry>()),
-        0x8 => (
-            "Platform Interrupt Source",
-            size_of::<am::PlatformInterruptSourceEntry>(),
-        ),
+        0x8 => ("Platform Interrupt Source", size_of::<am::PlatformInterruptSourceEntry>()),
         0x9 => ("Local x2APIC", size_of::<am::LocalX2ApicEntry>()),
         0xa => ("Local x2APIC NMI", size_of::<am::X2ApicNmiEntry>()),
         0xb => ("GICC", size_of::<am::GiccEntry>()),
         0xc => ("GICD", size_of::<am::GicdEntry>()),
         0xd => ("GIC MSI Frame", size_of::<am::GicMsiFrameEntry>()),
         0xe => ("GIC Redistributor", size_of::<am::GicRedistributorEntry>()),
-        0xf => (
-            "GIC ITS",
-            size_of::<am::GicInterruptTranslationServiceEntry>(),
-        ),
-        0x10 => (
-            "Multiprocessor Wakeup",
-            size_of::<am::MultiprocessorWakeupEntry>(),
-        ),
+        0xf => ("GIC ITS", size_of::<am::GicInterruptTranslationServiceEntry>()),
+        0x10 => ("Multiprocessor Wakeup", size_of::<am::MultiprocessorWakeupEntry>()),
         _ => return None,
     })
 }
@@ -120,83 +105,46 @@ pub enum MadtError {
     /// Fewer than 2 bytes (a subtable header) left at `offset`.
     TruncatedEntryHeader { offset: usize, remaining: usize },
     /// A subtable's length byte is 0 or 1.
-    EntryLengthTooSmall {
-        offset: usize,
-        entry_type: u8,
-        length: u8,
-    },
+    EntryLengthTooSmall { offset: usize, entry_type: u8, length: u8 },
     /// A subtable runs past the table's length.
-    EntryOverrunsTable {
-        offset: usize,
-        entry_type: u8,
-        length: u8,
-        remaining: usize,
-    },
+    EntryOverrunsTable { offset: usize, entry_type: u8, length: u8, remaining: usize },
     /// A subtable of a known type is shorter than its structure.
-    EntryTooShortForType {
-        offset: usize,
-        entry_type: u8,
-        length: u8,
-        needed: usize,
-    },
+    EntryTooShortForType { offset: usize, entry_type: u8, length: u8, needed: usize },
 }
 
 impl fmt::Display for MadtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            MadtError::Truncated { available } => write!(
-                f,
-                "MADT is only {available} bytes, too short to hold its {HEADER_LEN}-byte header"
-            ),
+            MadtError::Truncated { available } => {
+                write!(f, "MADT is only {available} bytes, too short to hold its {HEADER_LEN}-byte header")
+            }
             MadtError::BadSignature(sig) => {
-                write!(
-                    f,
-                    "MADT signature is \"{}\", not \"APIC\"",
-                    sig.escape_ascii()
-                )
+                write!(f, "MADT signature is \"{}\", not \"APIC\"", sig.escape_ascii())
             }
             MadtError::LengthBelowHeader { length } => {
-                write!(
-                    f,
-                    "MADT length {length} is shorter than its {HEADER_LEN}-byte header"
-                )
+                write!(f, "MADT length {length} is shorter than its {HEADER_LEN}-byte header")
             }
-            MadtError::LengthBeyondData { length, available } => write!(
-                f,
-                "MADT length field says {length} bytes but only {available} bytes are available"
-            ),
+            MadtError::LengthBeyondData { length, available } => {
+                write!(f, "MADT length field says {length} bytes but only {available} bytes are available")
+            }
             MadtError::TruncatedEntryHeader { offset, remaining } => write!(
                 f,
                 "MADT entry at offset {offset:#x} is cut off: {remaining} byte(s) left before \
                  the end of the table, an entry header needs 2"
             ),
-            MadtError::EntryLengthTooSmall {
-                offset,
-                entry_type,
-                length,
-            } => write!(
+            MadtError::EntryLengthTooSmall { offset, entry_type, length } => write!(
                 f,
                 "MADT entry at offset {offset:#x} has length {length} (type {entry_type}, {}); \
                  an entry is at least 2 bytes",
                 type_name(entry_type)
             ),
-            MadtError::EntryOverrunsTable {
-                offset,
-                entry_type,
-                length,
-                remaining,
-            } => write!(
+            MadtError::EntryOverrunsTable { offset, entry_type, length, remaining } => write!(
                 f,
                 "MADT entry at offset {offset:#x} has length {length} (type {entry_type}, {}) \
                  but only {remaining} bytes remain in the table",
                 type_name(entry_type)
             ),
-            MadtError::EntryTooShortForType {
-                offset,
-                entry_type,
-                length,
-                needed,
-            } => write!(
+            MadtError::EntryTooShortForType { offset, entry_type, length, needed } => write!(
                 f,
                 "MADT entry at offset {offset:#x} has length {length}, shorter than the \
                  {needed} bytes of a {} entry (type {entry_type})",
@@ -222,10 +170,9 @@ pub enum MadtWarning {
 impl fmt::Display for MadtWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            MadtWarning::BadChecksum { sum } => write!(
-                f,
-                "MADT checksum is wrong (bytes sum to {sum:#04x}, not 0); using the table anyway"
-            ),
+            MadtWarning::BadChecksum { sum } => {
+                write!(f, "MADT checksum is wrong (bytes sum to {sum:#04x}, not 0); using the table anyway")
+            }
             MadtWarning::InvalidNmiLint { offset, lint } => write!(
                 f,
                 "MADT Local APIC NMI entry at offset {offset:#x} names LINT{lint}, which does \
@@ -264,11 +211,7 @@ impl MadtCpu {
     /// False for the "no such processor" ids: 0xFF in a type-0 entry,
     /// 0xFFFFFFFF in a type-9 entry.
     pub fn has_valid_apic_id(&self) -> bool {
-        if self.from_x2apic_entry {
-            self.apic_id.0 != u32::MAX
-        } else {
-            self.apic_id.0 != 0xFF
-        }
+        if self.from_x2apic_entry { self.apic_id.0 != u32::MAX } else { self.apic_id.0 != 0xFF }
     }
 }
 
@@ -323,9 +266,7 @@ struct Validated {
 /// Checks everything the decoder relies on, touching only in-bounds bytes.
 /// Every iteration advances by at least 2, so the walk ends.
 fn validate(table: &[u8]) -> Result<Validated, MadtError> {
-    let truncated = MadtError::Truncated {
-        available: table.len(),
-    };
+    let truncated = MadtError::Truncated { available: table.len() };
     let Some(sig) = table.get(0..4) else {
         return Err(truncated);
     };
@@ -342,10 +283,7 @@ fn validate(table: &[u8]) -> Result<Validated, MadtError> {
         return Err(MadtError::LengthBelowHeader { length });
     }
     let Some(table) = table.get(..length as usize) else {
-        return Err(MadtError::LengthBeyondData {
-            length,
-            available: table.len(),
-        });
+        return Err(MadtError::LengthBeyondData { length, available: table.len() });
     };
 
     let mut other_entries = 0;
@@ -356,28 +294,14 @@ fn validate(table: &[u8]) -> Result<Validated, MadtError> {
             return Err(MadtError::TruncatedEntryHeader { offset, remaining });
         };
         if length < 2 {
-            return Err(MadtError::EntryLengthTooSmall {
-                offset,
-                entry_type,
-                length,
-            });
+            return Err(MadtError::EntryLengthTooSmall { offset, entry_type, length });
         }
         if usize::from(length) > remaining {
-            return Err(MadtError::EntryOverrunsTable {
-                offset,
-                entry_type,
-                length,
-                remaining,
-            });
+            return Err(MadtError::EntryOverrunsTable { offset, entry_type, length, remaining });
         }
         match known_type(entry_type) {
             Some((_, needed)) if usize::from(length) < needed => {
-                return Err(MadtError::EntryTooShortForType {
-                    offset,
-                    entry_type,
-                    length,
-                    needed,
-                });
+                return Err(MadtError::EntryTooShortForType { offset, entry_type, length, needed });
             }
             Some(_) => {}
             None => other_entries += 1,
@@ -386,11 +310,7 @@ fn validate(table: &[u8]) -> Result<Validated, MadtError> {
     }
 
     let checksum = table.iter().fold(0u8, |s, &b| s.wrapping_add(b));
-    Ok(Validated {
-        length: table.len(),
-        other_entries,
-        checksum,
-    })
+    Ok(Validated { length: table.len(), other_entries, checksum })
 }
 
 /// Validates and decodes a whole MADT (`table` starts at the signature).
@@ -442,9 +362,7 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
     let offset_of = |p: *const u8| p.addr() - base;
     let cpu_flags = |flags: u32| {
         let enabled = flags & LAPIC_ENABLED != 0;
-        let online_capable = !enabled
-            && revision >= ONLINE_CAPABLE_MIN_REVISION
-            && flags & LAPIC_ONLINE_CAPABLE != 0;
+        let online_capable = !enabled && revision >= ONLINE_CAPABLE_MIN_REVISION && flags & LAPIC_ONLINE_CAPABLE != 0;
         (enabled, online_capable)
     };
     let mut address_override_seen = false;
@@ -474,11 +392,7 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
                 });
             }
             MadtEntry::LocalApicNmi(e) => {
-                let acpi_uid = if e.processor_id == 0xFF {
-                    LapicNmi::ALL_CPUS
-                } else {
-                    u32::from(e.processor_id)
-                };
+                let acpi_uid = if e.processor_id == 0xFF { LapicNmi::ALL_CPUS } else { u32::from(e.processor_id) };
                 let offset = offset_of((e as *const am::LocalApicNmiEntry).cast());
                 push_nmi(&mut info, offset, acpi_uid, e.nmi_line, e.flags);
             }
@@ -489,8 +403,7 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
             MadtEntry::LocalApicAddressOverride(e) => {
                 if address_override_seen {
                     let offset = offset_of((e as *const am::LocalApicAddressOverrideEntry).cast());
-                    info.warnings
-                        .push(MadtWarning::ExtraAddressOverride { offset });
+                    info.warnings.push(MadtWarning::ExtraAddressOverride { offset });
                 } else {
                     address_override_seen = true;
                     info.local_apic_address = e.local_apic_address;
@@ -505,14 +418,9 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
 
 fn push_nmi(info: &mut MadtInfo, offset: usize, acpi_uid: u32, lint: u8, flags: u16) {
     if lint > 1 {
-        info.warnings
-            .push(MadtWarning::InvalidNmiLint { offset, lint });
+        info.warnings.push(MadtWarning::InvalidNmiLint { offset, lint });
     } else {
-        info.lapic_nmis.push(LapicNmi {
-            acpi_uid,
-            lint,
-            flags,
-        });
+        info.lapic_nmis.push(LapicNmi { acpi_uid, lint, flags });
     }
 }
 
@@ -544,23 +452,12 @@ impl fmt::Display for FallbackReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TopologyWarning {
     /// A possible CPU entry with the "no such processor" id; skipped.
-    InvalidApicId {
-        acpi_uid: u32,
-        apic_id: ApicId,
-        from_x2apic_entry: bool,
-    },
+    InvalidApicId { acpi_uid: u32, apic_id: ApicId, from_x2apic_entry: bool },
     /// A possible CPU whose APIC id an earlier possible CPU already has;
     /// skipped, the earlier one (ACPI UID `kept_acpi_uid`) is kept.
-    DuplicateApicId {
-        apic_id: ApicId,
-        acpi_uid: u32,
-        kept_acpi_uid: u32,
-    },
+    DuplicateApicId { apic_id: ApicId, acpi_uid: u32, kept_acpi_uid: u32 },
     /// More possible CPUs than [`MAX_CPUS`]; the rest are ignored.
-    TooManyCpus {
-        ignored: usize,
-        first_ignored: ApicId,
-    },
+    TooManyCpus { ignored: usize, first_ignored: ApicId },
     /// No entry has the boot CPU's APIC id; it was added as `CpuId(0)`.
     BspNotInTable { bsp: ApicId },
     /// The boot CPU's entry says it is disabled; it plainly is not.
@@ -572,51 +469,34 @@ pub enum TopologyWarning {
 impl fmt::Display for TopologyWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TopologyWarning::InvalidApicId {
-                acpi_uid,
-                apic_id,
-                from_x2apic_entry,
-            } => write!(
+            TopologyWarning::InvalidApicId { acpi_uid, apic_id, from_x2apic_entry } => write!(
                 f,
                 "MADT {} entry for ACPI processor {acpi_uid} has the invalid APIC id {:#x}; \
                  CPU ignored",
-                if *from_x2apic_entry {
-                    "Local x2APIC"
-                } else {
-                    "Local APIC"
-                },
+                if *from_x2apic_entry { "Local x2APIC" } else { "Local APIC" },
                 apic_id.0
             ),
-            TopologyWarning::DuplicateApicId {
-                apic_id,
-                acpi_uid,
-                kept_acpi_uid,
-            } => write!(
+            TopologyWarning::DuplicateApicId { apic_id, acpi_uid, kept_acpi_uid } => write!(
                 f,
                 "MADT entry for ACPI processor {acpi_uid} repeats {apic_id}, already used by \
                  ACPI processor {kept_acpi_uid}; CPU ignored"
             ),
-            TopologyWarning::TooManyCpus {
-                ignored,
-                first_ignored,
-            } => write!(
+            TopologyWarning::TooManyCpus { ignored, first_ignored } => write!(
                 f,
                 "MADT lists more than {MAX_CPUS} possible CPUs; {ignored} ignored, from \
                  {first_ignored} on"
             ),
-            TopologyWarning::BspNotInTable { bsp } => write!(
-                f,
-                "the boot CPU ({bsp}) has no usable MADT entry; added as cpu0 anyway"
-            ),
+            TopologyWarning::BspNotInTable { bsp } => {
+                write!(f, "the boot CPU ({bsp}) has no usable MADT entry; added as cpu0 anyway")
+            }
             TopologyWarning::BspEntryDisabled { bsp, acpi_uid } => write!(
                 f,
                 "the MADT entry of the boot CPU ({bsp}, ACPI processor {acpi_uid}) is marked \
                  disabled; using it as cpu0 anyway"
             ),
-            TopologyWarning::SingleCpuFallback { bsp, reason } => write!(
-                f,
-                "no usable MADT ({reason}); booting on the boot CPU ({bsp}) alone"
-            ),
+            TopologyWarning::SingleCpuFallback { bsp, reason } => {
+                write!(f, "no usable MADT ({reason}); booting on the boot CPU ({bsp}) alone")
+            }
         }
     }
 }
@@ -656,10 +536,7 @@ impl CpuTopology {
     }
 
     pub fn cpu_of(&self, apic_id: ApicId) -> Option<CpuId> {
-        self.cpus
-            .iter()
-            .find(|c| c.apic_id == apic_id)
-            .map(|c| c.cpu)
+        self.cpus.iter().find(|c| c.apic_id == apic_id).map(|c| c.cpu)
     }
 
     /// The boot CPU's APIC id (that of `CpuId(0)`).
@@ -677,22 +554,12 @@ impl CpuTopology {
 /// result always holds at least the boot CPU.
 pub fn enumerate(info: &MadtInfo, bsp: ApicId) -> CpuTopology {
     let mut warnings = Vec::new();
-    let bsp_index = info
-        .cpus
-        .iter()
-        .position(|c| c.apic_id == bsp && c.is_possible() && c.has_valid_apic_id());
+    let bsp_index = info.cpus.iter().position(|c| c.apic_id == bsp && c.is_possible() && c.has_valid_apic_id());
     let bsp_uid = match bsp_index {
         Some(i) => info.cpus[i].acpi_uid,
-        None => match info
-            .cpus
-            .iter()
-            .find(|c| c.apic_id == bsp && c.has_valid_apic_id())
-        {
+        None => match info.cpus.iter().find(|c| c.apic_id == bsp && c.has_valid_apic_id()) {
             Some(c) => {
-                warnings.push(TopologyWarning::BspEntryDisabled {
-                    bsp,
-                    acpi_uid: c.acpi_uid,
-                });
+                warnings.push(TopologyWarning::BspEntryDisabled { bsp, acpi_uid: c.acpi_uid });
                 c.acpi_uid
             }
             None => {
@@ -703,12 +570,7 @@ pub fn enumerate(info: &MadtInfo, bsp: ApicId) -> CpuTopology {
     };
 
     let mut cpus = Vec::new();
-    cpus.push(TopoCpu {
-        cpu: CpuId::BOOT,
-        apic_id: bsp,
-        acpi_uid: bsp_uid,
-        present: true,
-    });
+    cpus.push(TopoCpu { cpu: CpuId::BOOT, apic_id: bsp, acpi_uid: bsp_uid, present: true });
     let mut ignored = 0;
     let mut first_ignored = None;
     for (i, c) in info.cpus.iter().enumerate() {
@@ -736,18 +598,10 @@ pub fn enumerate(info: &MadtInfo, bsp: ApicId) -> CpuTopology {
             first_ignored.get_or_insert(c.apic_id);
             continue;
         };
-        cpus.push(TopoCpu {
-            cpu,
-            apic_id: c.apic_id,
-            acpi_uid: c.acpi_uid,
-            present: c.enabled,
-        });
+        cpus.push(TopoCpu { cpu, apic_id: c.apic_id, acpi_uid: c.acpi_uid, present: c.enabled });
     }
     if let Some(first_ignored) = first_ignored {
-        warnings.push(TopologyWarning::TooManyCpus {
-            ignored,
-            first_ignored,
-        });
+        warnings.push(TopologyWarning::TooManyCpus { ignored, first_ignored });
     }
 
     let possible = CpuSet::first_n(cpus.len());
@@ -755,24 +609,14 @@ pub fn enumerate(info: &MadtInfo, bsp: ApicId) -> CpuTopology {
     for c in cpus.iter().filter(|c| c.present) {
         present.insert(c.cpu);
     }
-    CpuTopology {
-        cpus,
-        possible,
-        present,
-        warnings,
-    }
+    CpuTopology { cpus, possible, present, warnings }
 }
 
 /// The fallback when there is no usable MADT: the boot CPU alone, as
 /// `CpuId(0)`, with a warning saying why.
 pub fn single_cpu(bsp: ApicId, why: FallbackReason) -> CpuTopology {
     CpuTopology {
-        cpus: alloc::vec![TopoCpu {
-            cpu: CpuId::BOOT,
-            apic_id: bsp,
-            acpi_uid: TopoCpu::UNKNOWN_UID,
-            present: true,
-        }],
+        cpus: alloc::vec![TopoCpu { cpu: CpuId::BOOT, apic_id: bsp, acpi_uid: TopoCpu::UNKNOWN_UID, present: true }],
         possible: CpuSet::single(CpuId::BOOT),
         present: CpuSet::single(CpuId::BOOT),
         warnings: alloc::vec![TopologyWarning::SingleCpuFallback { bsp, reason: why }],

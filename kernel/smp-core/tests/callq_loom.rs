@@ -41,10 +41,7 @@ struct Target {
 
 impl Target {
     fn new() -> Self {
-        Target {
-            queue: CallQueue::new(),
-            doorbell: AtomicBool::new(false),
-        }
+        Target { queue: CallQueue::new(), doorbell: AtomicBool::new(false) }
     }
 
     fn ring_if(&self, owed: bool) {
@@ -68,10 +65,7 @@ impl Target {
                 thread::yield_now();
             }
         }
-        assert!(
-            self.queue.is_empty(),
-            "a call is queued and no doorbell is owed"
-        );
+        assert!(self.queue.is_empty(), "a call is queued and no doorbell is owed");
     }
 }
 
@@ -107,10 +101,7 @@ fn no_lost_doorbell() {
             done.fetch_add(1, Release);
         });
 
-        let async_rec = leak(CallRecord::new_async(
-            AsyncFn::Arg(bump, counter_arg(&ran[1])),
-            "async",
-        ));
+        let async_rec = leak(CallRecord::new_async(AsyncFn::Arg(bump, counter_arg(&ran[1])), "async"));
         let s2 = thread::spawn(move || {
             target.ring_if(target.queue.push_async(async_rec, cpu(2), cpu(0)).unwrap());
             done.fetch_add(1, Release);

@@ -17,33 +17,20 @@ fn cpu(i: usize) -> CpuId {
 fn batch_runs_in_fifo_order_and_can_be_inspected_first() {
     let q = CallQueue::new();
     let order = Mutex::new(Vec::new());
-    let (fa, fb, fc) = (
-        || order.lock().unwrap().push('a'),
-        || order.lock().unwrap().push('b'),
-        || order.lock().unwrap().push('c'),
-    );
+    let (fa, fb, fc) =
+        (|| order.lock().unwrap().push('a'), || order.lock().unwrap().push('b'), || order.lock().unwrap().push('c'));
     let a = CallRecord::new_sync(&fa, "a", cpu(1), cpu(0));
     let b = CallRecord::new_sync(&fb, "b", cpu(2), cpu(0));
     let c = CallRecord::new_sync(&fc, "c", cpu(3), cpu(0));
     // SAFETY: fresh SYNC records, run below before they go out of scope.
     let owed = unsafe { [q.push(&a), q.push(&b), q.push(&c)] };
-    assert_eq!(
-        owed,
-        [true, false, false],
-        "only the first push owes the doorbell"
-    );
+    assert_eq!(owed, [true, false, false], "only the first push owes the doorbell");
 
     let batch = q.take_all();
     assert!(q.is_empty());
     assert_eq!(batch.len(), 3);
-    assert_eq!(
-        batch.iter().map(CallRecord::name).collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
-    assert_eq!(
-        batch.iter().map(CallRecord::sender).collect::<Vec<_>>(),
-        [cpu(1), cpu(2), cpu(3)]
-    );
+    assert_eq!(batch.iter().map(CallRecord::name).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(batch.iter().map(CallRecord::sender).collect::<Vec<_>>(), [cpu(1), cpu(2), cpu(3)]);
     assert!(batch.iter().all(|r| r.is_sync() && r.target() == cpu(0)));
     batch.run();
     assert_eq!(*order.lock().unwrap(), ['a', 'b', 'c']);
@@ -59,10 +46,7 @@ fn push_owes_a_doorbell_exactly_on_empty_to_non_empty() {
         CallRecord::new_async(AsyncFn::Arg(drop, 2), "r2"),
     ];
     for round in 0..3 {
-        let owed: Vec<bool> = R
-            .iter()
-            .map(|r| Q.push_async(r, cpu(1), cpu(0)).unwrap())
-            .collect();
+        let owed: Vec<bool> = R.iter().map(|r| Q.push_async(r, cpu(1), cpu(0)).unwrap()).collect();
         assert_eq!(owed, [true, false, false], "round {round}");
         let batch = Q.take_all();
         assert_eq!(batch.len(), 3);
@@ -85,19 +69,11 @@ fn sync_record_is_released_only_after_its_function_ran() {
     let f = || {
         // SAFETY: `me` points at `rec` below, which outlives the batch run.
         let rec = unsafe { &*me.load(Relaxed) };
-        assert!(
-            rec.is_locked(),
-            "a SYNC record must still be locked while f runs"
-        );
+        assert!(rec.is_locked(), "a SYNC record must still be locked while f runs");
         ran.store(true, Relaxed);
     };
     let rec = CallRecord::new_sync(&f, "f", cpu(1), cpu(0));
-    me.store(
-        std::ptr::from_ref(&rec)
-            .cast::<CallRecord<'static>>()
-            .cast_mut(),
-        Relaxed,
-    );
+    me.store(std::ptr::from_ref(&rec).cast::<CallRecord<'static>>().cast_mut(), Relaxed);
     // SAFETY: fresh SYNC record, released by the run below before it is dropped.
     assert!(unsafe { q.push(&rec) });
     assert!(rec.is_locked());
@@ -138,16 +114,9 @@ static REQUEUE_RUNS: AtomicUsize = AtomicUsize::new(0);
 static REQUEUE: CallRecord<'static> = CallRecord::new_async(AsyncFn::Record(requeue), "requeue");
 
 fn requeue(rec: &'static CallRecord<'static>) {
-    assert!(
-        !rec.is_locked(),
-        "an ASYNC record is released before its function runs"
-    );
+    assert!(!rec.is_locked(), "an ASYNC record is released before its function runs");
     if REQUEUE_RUNS.fetch_add(1, Relaxed) == 0 {
-        assert_eq!(
-            REQUEUE_Q.push_async(rec, cpu(0), cpu(0)),
-            Ok(true),
-            "re-queue from f"
-        );
+        assert_eq!(REQUEUE_Q.push_async(rec, cpu(0), cpu(0)), Ok(true), "re-queue from f");
     }
 }
 
@@ -160,10 +129,7 @@ fn async_record_is_released_first_so_it_can_requeue_itself() {
     assert_eq!(REQUEUE_RUNS.load(Relaxed), 1);
     // The re-queued call waits for the next batch (and its own doorbell).
     let second = REQUEUE_Q.take_all();
-    assert_eq!(
-        second.iter().map(CallRecord::name).collect::<Vec<_>>(),
-        ["requeue"]
-    );
+    assert_eq!(second.iter().map(CallRecord::name).collect::<Vec<_>>(), ["requeue"]);
     assert_eq!(second.iter().next().unwrap().sender(), cpu(0));
     second.run();
     assert_eq!(REQUEUE_RUNS.load(Relaxed), 2);
@@ -187,18 +153,10 @@ fn in_flight_async_record_is_busy_until_released() {
     assert_eq!(Q.push_async(&REC, cpu(1), cpu(0)), Ok(true));
     assert_eq!(REC.try_lock(cpu(2), cpu(0)), Err(Busy));
     assert_eq!(Q.push_async(&REC, cpu(2), cpu(0)), Err(Busy));
-    assert_eq!(
-        REC.sender(),
-        cpu(1),
-        "a refused claim leaves the route alone"
-    );
+    assert_eq!(REC.sender(), cpu(1), "a refused claim leaves the route alone");
     let batch = Q.take_all();
     assert_eq!(batch.len(), 1, "Busy queued nothing");
-    assert_eq!(
-        REC.try_lock(cpu(2), cpu(0)),
-        Err(Busy),
-        "taken but not released is in flight"
-    );
+    assert_eq!(REC.try_lock(cpu(2), cpu(0)), Err(Busy), "taken but not released is in flight");
     batch.run();
     assert_eq!(RUNS.load(Relaxed), 1);
     assert_eq!(Q.push_async(&REC, cpu(2), cpu(0)), Ok(true));
@@ -242,11 +200,8 @@ fn stress_every_call_runs_exactly_once() {
         for p in 0..PRODUCERS {
             let done = &done;
             s.spawn(move || {
-                let pool: &'static [CallRecord<'static>] = Vec::leak(
-                    (0..POOL)
-                        .map(|_| CallRecord::new_async(AsyncFn::Arg(count, p), "count"))
-                        .collect(),
-                );
+                let pool: &'static [CallRecord<'static>] =
+                    Vec::leak((0..POOL).map(|_| CallRecord::new_async(AsyncFn::Arg(count, p), "count")).collect());
                 for i in 0..CALLS {
                     if i % 16 == 0 {
                         let f = || count(p);

@@ -35,25 +35,12 @@ fn read_index() -> Vec<Row> {
     let path = corpus_dir().join("INDEX.tsv");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .expect("INDEX.tsv is empty")
-        .split('\t')
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("INDEX.tsv has no {name}"))
-    };
+    let header: Vec<&str> = lines.next().expect("INDEX.tsv is empty").split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("INDEX.tsv has no {name}"));
     let (file, rev, len) = (col("file"), col("madt_revision"), col("length"));
     let (nl, nle) = (col("n_lapic"), col("n_lapic_enabled"));
     let (nx, nxe) = (col("n_x2apic"), col("n_x2apic_enabled"));
-    let (noc, other, ids) = (
-        col("n_online_capable_disabled"),
-        col("other_subtable_types"),
-        col("enabled_apic_ids"),
-    );
+    let (noc, other, ids) = (col("n_online_capable_disabled"), col("other_subtable_types"), col("enabled_apic_ids"));
 
     lines
         .filter(|l| !l.trim().is_empty())
@@ -98,11 +85,7 @@ fn read_index() -> Vec<Row> {
 
 /// The fixture copies are named `.madt` instead of INDEX's `.bin`.
 fn load(row: &Row) -> Result<Vec<u8>, String> {
-    let rel = row
-        .file
-        .strip_suffix(".bin")
-        .map(|s| format!("{s}.madt"))
-        .unwrap_or(row.file.clone());
+    let rel = row.file.strip_suffix(".bin").map(|s| format!("{s}.madt")).unwrap_or(row.file.clone());
     let path = corpus_dir().join(rel);
     fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -116,10 +99,7 @@ struct Check<'a> {
 impl Check<'_> {
     fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
         if got != want {
-            self.failures.push(format!(
-                "{}: {what}: got {got:?}, INDEX/expected {want:?}",
-                self.file
-            ));
+            self.failures.push(format!("{}: {what}: got {got:?}, INDEX/expected {want:?}", self.file));
         }
     }
 
@@ -137,64 +117,25 @@ fn check_table(row: &Row, bytes: &[u8], info: &MadtInfo, c: &mut Check) {
     c.eq("file size", bytes.len(), row.length);
     c.eq("revision", info.revision, row.madt_revision);
     c.eq("n_lapic", count(&|x| !x.from_x2apic_entry), row.n_lapic);
-    c.eq(
-        "n_lapic_enabled",
-        count(&|x| !x.from_x2apic_entry && x.enabled),
-        row.n_lapic_enabled,
-    );
+    c.eq("n_lapic_enabled", count(&|x| !x.from_x2apic_entry && x.enabled), row.n_lapic_enabled);
     c.eq("n_x2apic", count(&|x| x.from_x2apic_entry), row.n_x2apic);
-    c.eq(
-        "n_x2apic_enabled",
-        count(&|x| x.from_x2apic_entry && x.enabled),
-        row.n_x2apic_enabled,
-    );
-    c.eq(
-        "n_online_capable_disabled",
-        count(&|x| x.online_capable && !x.enabled),
-        row.n_online_capable_disabled,
-    );
-    c.ok(
-        "online_capable set on an enabled entry",
-        count(&|x| x.online_capable && x.enabled) == 0,
-    );
+    c.eq("n_x2apic_enabled", count(&|x| x.from_x2apic_entry && x.enabled), row.n_x2apic_enabled);
+    c.eq("n_online_capable_disabled", count(&|x| x.online_capable && !x.enabled), row.n_online_capable_disabled);
+    c.ok("online_capable set on an enabled entry", count(&|x| x.online_capable && x.enabled) == 0);
     c.eq("I/O APIC entries (type 1)", info.io_apics, other(1));
-    c.eq(
-        "LAPIC NMI entries (types 4 and 10)",
-        info.lapic_nmis.len(),
-        other(4) + other(10),
-    );
+    c.eq("LAPIC NMI entries (types 4 and 10)", info.lapic_nmis.len(), other(4) + other(10));
     let unknown: usize = row.other_types.range(0x11..).map(|(_, n)| n).sum();
-    c.eq(
-        "unknown-type entries (0x11 and up)",
-        info.other_entries,
-        unknown,
-    );
-    let enabled: Vec<u32> = info
-        .cpus
-        .iter()
-        .filter(|x| x.enabled)
-        .map(|x| x.apic_id.0)
-        .collect();
-    c.eq(
-        "enabled APIC ids in table order",
-        enabled,
-        row.enabled_apic_ids.clone(),
-    );
+    c.eq("unknown-type entries (0x11 and up)", info.other_entries, unknown);
+    let enabled: Vec<u32> = info.cpus.iter().filter(|x| x.enabled).map(|x| x.apic_id.0).collect();
+    c.eq("enabled APIC ids in table order", enabled, row.enabled_apic_ids.clone());
     // The README: every table in the corpus uses the default address.
     c.eq("local APIC address", info.local_apic_address, 0xFEE0_0000);
-    c.eq(
-        "parse warnings",
-        info.warnings.iter().map(|w| w.to_string()).collect(),
-        Vec::<String>::new(),
-    );
+    c.eq("parse warnings", info.warnings.iter().map(|w| w.to_string()).collect(), Vec::<String>::new());
 
     // Bytes past the header's length are ignored.
     let mut padded = bytes.to_vec();
     padded.extend_from_slice(&[0xFF, 0, 0x01, 0x02, 0x03]);
-    c.ok(
-        "trailing bytes change the result",
-        madt::parse(&padded).as_ref() == Ok(info),
-    );
+    c.ok("trailing bytes change the result", madt::parse(&padded).as_ref() == Ok(info));
 }
 
 /// `enumerate` with `bsp`, which must be one of the enabled ids, against the
@@ -215,50 +156,20 @@ fn check_enumerate(row: &Row, info: &MadtInfo, bsp: u32, c: &mut Check) {
     c.eq(&what("present count"), topo.present.len(), want.len());
     // No online-capable entries in the corpus, so possible == present.
     c.eq(&what("possible"), topo.possible, topo.present);
-    c.eq(
-        &what("warnings"),
-        topo.warnings.iter().map(|w| w.to_string()).collect(),
-        Vec::<String>::new(),
-    );
+    c.eq(&what("warnings"), topo.warnings.iter().map(|w| w.to_string()).collect(), Vec::<String>::new());
 }
 
 fn check_invariants(topo: &CpuTopology, bsp: ApicId, what: &str, c: &mut Check) {
-    c.eq(
-        &format!("{what} CpuId 0's APIC id"),
-        topo.apic_id(CpuId::BOOT),
-        Some(bsp),
-    );
-    c.eq(
-        &format!("{what} cpu_of(bsp)"),
-        topo.cpu_of(bsp),
-        Some(CpuId::BOOT),
-    );
-    c.ok(
-        &format!("{what} BSP not present"),
-        topo.present.contains(CpuId::BOOT),
-    );
+    c.eq(&format!("{what} CpuId 0's APIC id"), topo.apic_id(CpuId::BOOT), Some(bsp));
+    c.eq(&format!("{what} cpu_of(bsp)"), topo.cpu_of(bsp), Some(CpuId::BOOT));
+    c.ok(&format!("{what} BSP not present"), topo.present.contains(CpuId::BOOT));
     for (i, t) in topo.cpus.iter().enumerate() {
         c.eq(&format!("{what} dense id of entry {i}"), t.cpu.index(), i);
-        c.eq(
-            &format!("{what} cpu_of({})", t.apic_id),
-            topo.cpu_of(t.apic_id),
-            Some(t.cpu),
-        );
-        c.eq(
-            &format!("{what} present bit of {}", t.cpu),
-            topo.present.contains(t.cpu),
-            t.present,
-        );
+        c.eq(&format!("{what} cpu_of({})", t.apic_id), topo.cpu_of(t.apic_id), Some(t.cpu));
+        c.eq(&format!("{what} present bit of {}", t.cpu), topo.present.contains(t.cpu), t.present);
     }
-    c.eq(
-        &format!("{what} possible"),
-        topo.possible,
-        CpuSet::first_n(topo.cpus.len()),
-    );
-    c.ok(
-        &format!("{what} present not within possible"),
-        topo.present.difference(&topo.possible).is_empty(),
-    );
+    c.eq(&format!("{what} possible"), topo.possible, CpuSet::first_n(topo.cpus.len()));
+    c.ok(&format!("{what} present not within possible"), topo.present.difference(&topo.possible).is_empty());
 }
 
 #[test]
@@ -268,10 +179,7 @@ fn corpus_matches_index() {
     let mut failures = Vec::new();
 
     for row in &rows {
-        let mut c = Check {
-            file: &row.file,
-            failures: &mut failures,
-        };
+        let mut c = Check { file: &row.file, failures: &mut failures };
         let bytes = match load(row) {
             Ok(b) => b,
             Err(e) => {
@@ -300,22 +208,14 @@ fn corpus_matches_index() {
         }
         if ids.len() >= 3 {
             let topo = madt::enumerate(&info, ApicId(ids[ids.len() / 2]));
-            c.eq(
-                "middle BSP: CpuId 1's APIC id",
-                topo.apic_id(CpuId::new(1).unwrap()),
-                Some(ApicId(ids[0])),
-            );
+            c.eq("middle BSP: CpuId 1's APIC id", topo.apic_id(CpuId::new(1).unwrap()), Some(ApicId(ids[0])));
         }
 
         // A boot CPU the table does not list is still CpuId 0, with a warning.
         let absent = ApicId(0x7FFF_0000);
         let topo = madt::enumerate(&info, absent);
         check_invariants(&topo, absent, "enumerate(absent bsp)", &mut c);
-        c.eq(
-            "enumerate(absent bsp): count",
-            topo.cpus.len(),
-            distinct(ids) + 1,
-        );
+        c.eq("enumerate(absent bsp): count", topo.cpus.len(), distinct(ids) + 1);
         c.ok(
             "enumerate(absent bsp): no BspNotInTable warning",
             topo.warnings == [TopologyWarning::BspNotInTable { bsp: absent }],
@@ -323,39 +223,20 @@ fn corpus_matches_index() {
 
         // A boot CPU whose entry is disabled (with a valid id not used by an
         // enabled CPU) is taken anyway, with a warning.
-        let disabled = info
-            .cpus
-            .iter()
-            .find(|x| !x.enabled && x.has_valid_apic_id() && !ids.contains(&x.apic_id.0));
+        let disabled = info.cpus.iter().find(|x| !x.enabled && x.has_valid_apic_id() && !ids.contains(&x.apic_id.0));
         if let Some(d) = disabled {
             let topo = madt::enumerate(&info, d.apic_id);
             check_invariants(&topo, d.apic_id, "enumerate(disabled bsp)", &mut c);
-            c.eq(
-                "enumerate(disabled bsp): count",
-                topo.cpus.len(),
-                distinct(ids) + 1,
-            );
-            c.eq(
-                "enumerate(disabled bsp): uid",
-                topo.cpus[0].acpi_uid,
-                d.acpi_uid,
-            );
+            c.eq("enumerate(disabled bsp): count", topo.cpus.len(), distinct(ids) + 1);
+            c.eq("enumerate(disabled bsp): uid", topo.cpus[0].acpi_uid, d.acpi_uid);
             c.ok(
                 "enumerate(disabled bsp): no BspEntryDisabled warning",
-                matches!(
-                    topo.warnings[..],
-                    [TopologyWarning::BspEntryDisabled { .. }]
-                ),
+                matches!(topo.warnings[..], [TopologyWarning::BspEntryDisabled { .. }]),
             );
         }
     }
 
-    assert!(
-        failures.is_empty(),
-        "{} corpus check(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} corpus check(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn distinct(ids: &[u32]) -> usize {
@@ -371,40 +252,22 @@ fn distinct(ids: &[u32]) -> usize {
 fn corpus_highlights() {
     let rows = read_index();
     let get = |prefix: &str| {
-        let row = rows
-            .iter()
-            .find(|r| r.file.contains(prefix))
-            .unwrap_or_else(|| panic!("no {prefix}"));
+        let row = rows.iter().find(|r| r.file.contains(prefix)).unwrap_or_else(|| panic!("no {prefix}"));
         madt::parse(&load(row).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", row.file))
     };
 
     // 04: 128 Local APIC entries, 48 enabled, 80 disabled all with APIC id 0.
     let info = get("madt/04-");
     assert_eq!(info.cpus.len(), 128);
-    assert_eq!(
-        info.cpus
-            .iter()
-            .filter(|c| !c.enabled && c.apic_id == ApicId(0))
-            .count(),
-        80
-    );
+    assert_eq!(info.cpus.iter().filter(|c| !c.enabled && c.apic_id == ApicId(0)).count(), 80);
     let topo = madt::enumerate(&info, ApicId(0));
-    assert_eq!(
-        topo.cpus.len(),
-        48,
-        "disabled id-0 duplicates must not become CPUs"
-    );
+    assert_eq!(topo.cpus.len(), 48, "disabled id-0 duplicates must not become CPUs");
 
     // 07: 28 subtables of undefined type 0x7F, x2APIC entries all disabled
     // with id 0xFFFFFFFF, which are neither CPUs nor warnings.
     let info = get("madt/07-");
     assert_eq!(info.other_entries, 28);
-    assert!(
-        info.cpus
-            .iter()
-            .filter(|c| c.from_x2apic_entry)
-            .all(|c| c.apic_id == ApicId(u32::MAX))
-    );
+    assert!(info.cpus.iter().filter(|c| c.from_x2apic_entry).all(|c| c.apic_id == ApicId(u32::MAX)));
     let topo = madt::enumerate(&info, info.cpus.iter().find(|c| c.enabled).unwrap().apic_id);
     assert_eq!(topo.cpus.len(), 20);
     assert!(topo.warnings.is_empty(), "{:?}", topo.warnings);

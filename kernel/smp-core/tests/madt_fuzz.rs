@@ -11,9 +11,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
 
-use smp_core::madt::{
-    self, FallbackReason, LapicNmi, MadtError, MadtInfo, MadtWarning, TopoCpu, TopologyWarning,
-};
+use smp_core::madt::{self, FallbackReason, LapicNmi, MadtError, MadtInfo, MadtWarning, TopoCpu, TopologyWarning};
 use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS};
 
 // ---------------------------------------------------------------------------
@@ -115,10 +113,7 @@ fn check_topology(info: &MadtInfo, bsp: ApicId) -> Result<(), TestCaseError> {
     prop_assert_eq!(topo.apic_id(CpuId::BOOT), Some(bsp));
     prop_assert_eq!(topo.cpu_of(bsp), Some(CpuId::BOOT));
     prop_assert_eq!(topo.possible, CpuSet::first_n(n));
-    prop_assert!(
-        topo.present.difference(&topo.possible).is_empty(),
-        "present ⊄ possible"
-    );
+    prop_assert!(topo.present.difference(&topo.possible).is_empty(), "present ⊄ possible");
     if let Some(past) = CpuId::new(n) {
         prop_assert_eq!(topo.apic_id(past), None);
     }
@@ -131,26 +126,16 @@ fn check_topology(info: &MadtInfo, bsp: ApicId) -> Result<(), TestCaseError> {
         if i > 0 {
             // Every other CPU comes from a possible entry with a valid id.
             let from = info.cpus.iter().find(|c| {
-                c.apic_id == t.apic_id
-                    && c.acpi_uid == t.acpi_uid
-                    && c.is_possible()
-                    && c.has_valid_apic_id()
+                c.apic_id == t.apic_id && c.acpi_uid == t.acpi_uid && c.is_possible() && c.has_valid_apic_id()
             });
             prop_assert!(from.is_some(), "{:?} is not from the table", t);
             prop_assert!(!t.present || from.unwrap().enabled);
         }
     }
     // And every possible entry with a valid id is there, unless over the limit.
-    let over = topo
-        .warnings
-        .iter()
-        .any(|w| matches!(w, TopologyWarning::TooManyCpus { .. }));
+    let over = topo.warnings.iter().any(|w| matches!(w, TopologyWarning::TooManyCpus { .. }));
     if !over {
-        for c in info
-            .cpus
-            .iter()
-            .filter(|c| c.is_possible() && c.has_valid_apic_id())
-        {
+        for c in info.cpus.iter().filter(|c| c.is_possible() && c.has_valid_apic_id()) {
             prop_assert!(seen.contains(&c.apic_id), "{:?} missing", c);
         }
     }
@@ -185,20 +170,14 @@ fn parse_and_check(bytes: &[u8], pick: Option<Index>, other: u32) -> Result<(), 
 fn corpus() -> &'static [Vec<u8>] {
     static CORPUS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/acpi-corpus/madt");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/acpi-corpus/madt");
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "madt"))
             .collect();
         files.sort();
-        assert!(
-            files.len() >= 40,
-            "only {} corpus tables in {}",
-            files.len(),
-            dir.display()
-        );
+        assert!(files.len() >= 40, "only {} corpus tables in {}", files.len(), dir.display());
         files.iter().map(|p| fs::read(p).unwrap()).collect()
     })
 }
@@ -244,16 +223,8 @@ fn well_formed_entry() -> impl Strategy<Value = Vec<u8>> {
 /// `PROPTEST_CASES` asks for another number.
 fn config() -> Config {
     let default = Config::default();
-    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-        default.cases
-    } else {
-        256
-    };
-    Config {
-        cases,
-        failure_persistence: None,
-        ..default
-    }
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() { default.cases } else { 256 };
+    Config { cases, failure_persistence: None, ..default }
 }
 
 proptest! {
@@ -410,33 +381,16 @@ fn x2apic_ids_above_255() {
     assert_eq!(
         topo.warnings,
         [
-            TopologyWarning::InvalidApicId {
-                acpi_uid: 13,
-                apic_id: ApicId(u32::MAX),
-                from_x2apic_entry: true
-            },
-            TopologyWarning::InvalidApicId {
-                acpi_uid: 14,
-                apic_id: ApicId(0xFF),
-                from_x2apic_entry: false
-            },
+            TopologyWarning::InvalidApicId { acpi_uid: 13, apic_id: ApicId(u32::MAX), from_x2apic_entry: true },
+            TopologyWarning::InvalidApicId { acpi_uid: 14, apic_id: ApicId(0xFF), from_x2apic_entry: false },
         ]
     );
-    assert!(
-        topo.warnings[0].to_string().contains("0xffffffff"),
-        "{}",
-        topo.warnings[0]
-    );
+    assert!(topo.warnings[0].to_string().contains("0xffffffff"), "{}", topo.warnings[0]);
 }
 
 #[test]
 fn bsp_is_matched_by_apic_id_not_position() {
-    let entries = [
-        lapic(0, 4, ENABLED),
-        lapic(1, 0, ENABLED),
-        lapic(2, 9, ENABLED),
-        lapic(3, 1, ENABLED),
-    ];
+    let entries = [lapic(0, 4, ENABLED), lapic(1, 0, ENABLED), lapic(2, 9, ENABLED), lapic(3, 1, ENABLED)];
     let info = madt::parse(&table(1, &entries)).unwrap();
     let topo = madt::enumerate(&info, ApicId(9));
     assert_eq!(apic_ids(&topo), [9, 4, 0, 1]);
@@ -461,21 +415,9 @@ fn duplicate_apic_ids_keep_the_first() {
     assert_eq!(
         topo.warnings,
         [
-            TopologyWarning::DuplicateApicId {
-                apic_id: ApicId(3),
-                acpi_uid: 2,
-                kept_acpi_uid: 0
-            },
-            TopologyWarning::DuplicateApicId {
-                apic_id: ApicId(5),
-                acpi_uid: 3,
-                kept_acpi_uid: 1
-            },
-            TopologyWarning::DuplicateApicId {
-                apic_id: ApicId(5),
-                acpi_uid: 5,
-                kept_acpi_uid: 1
-            },
+            TopologyWarning::DuplicateApicId { apic_id: ApicId(3), acpi_uid: 2, kept_acpi_uid: 0 },
+            TopologyWarning::DuplicateApicId { apic_id: ApicId(5), acpi_uid: 3, kept_acpi_uid: 1 },
+            TopologyWarning::DuplicateApicId { apic_id: ApicId(5), acpi_uid: 5, kept_acpi_uid: 1 },
         ]
     );
 }
@@ -488,22 +430,13 @@ fn bsp_missing_or_disabled() {
     let topo = madt::enumerate(&info, ApicId(7));
     assert_eq!(apic_ids(&topo), [7, 0, 2]);
     assert_eq!(topo.cpus[0].acpi_uid, TopoCpu::UNKNOWN_UID);
-    assert_eq!(
-        topo.warnings,
-        [TopologyWarning::BspNotInTable { bsp: ApicId(7) }]
-    );
+    assert_eq!(topo.warnings, [TopologyWarning::BspNotInTable { bsp: ApicId(7) }]);
 
     let topo = madt::enumerate(&info, ApicId(1));
     assert_eq!(apic_ids(&topo), [1, 0, 2]);
     assert_eq!(topo.cpus[0].acpi_uid, 1);
     assert!(topo.present.contains(CpuId::BOOT));
-    assert_eq!(
-        topo.warnings,
-        [TopologyWarning::BspEntryDisabled {
-            bsp: ApicId(1),
-            acpi_uid: 1
-        }]
-    );
+    assert_eq!(topo.warnings, [TopologyWarning::BspEntryDisabled { bsp: ApicId(1), acpi_uid: 1 }]);
 
     // No CPU entries at all.
     let info = madt::parse(&table(1, &[io_apic(0, 0xFEC0_0000, 0)])).unwrap();
@@ -515,25 +448,17 @@ fn bsp_missing_or_disabled() {
 #[test]
 fn more_cpus_than_max() {
     let extra = 10;
-    let entries: Vec<Vec<u8>> = (0..(MAX_CPUS + extra) as u32)
-        .map(|i| x2apic(i * 2, ENABLED, i))
-        .collect();
+    let entries: Vec<Vec<u8>> = (0..(MAX_CPUS + extra) as u32).map(|i| x2apic(i * 2, ENABLED, i)).collect();
     let info = madt::parse(&table(3, &entries)).unwrap();
     let topo = madt::enumerate(&info, ApicId(100));
     assert_eq!(topo.cpus.len(), MAX_CPUS);
     assert_eq!(topo.possible.len(), MAX_CPUS);
     assert_eq!(topo.cpus[0].apic_id, ApicId(100));
     // The BSP (i = 50) is cpu0, so the last one kept is i = MAX_CPUS - 1.
-    assert_eq!(
-        topo.cpus[MAX_CPUS - 1].apic_id,
-        ApicId(2 * (MAX_CPUS as u32 - 1))
-    );
+    assert_eq!(topo.cpus[MAX_CPUS - 1].apic_id, ApicId(2 * (MAX_CPUS as u32 - 1)));
     assert_eq!(
         topo.warnings,
-        [TopologyWarning::TooManyCpus {
-            ignored: extra,
-            first_ignored: ApicId(2 * MAX_CPUS as u32)
-        }]
+        [TopologyWarning::TooManyCpus { ignored: extra, first_ignored: ApicId(2 * MAX_CPUS as u32) }]
     );
 }
 
@@ -543,20 +468,11 @@ fn lapic_address_override() {
     assert_eq!(info.local_apic_address, 0xFEE0_0000);
     assert!(info.pcat_compat);
 
-    let entries = [
-        lapic(0, 0, ENABLED),
-        address_override(0x1_2345_6000),
-        address_override(0xDEAD_0000),
-    ];
+    let entries = [lapic(0, 0, ENABLED), address_override(0x1_2345_6000), address_override(0xDEAD_0000)];
     let t = table(1, &entries);
     let info = madt::parse(&t).unwrap();
     assert_eq!(info.local_apic_address, 0x1_2345_6000);
-    assert_eq!(
-        info.warnings,
-        [MadtWarning::ExtraAddressOverride {
-            offset: 0x2c + 8 + 12
-        }]
-    );
+    assert_eq!(info.warnings, [MadtWarning::ExtraAddressOverride { offset: 0x2c + 8 + 12 }]);
 }
 
 #[test]
@@ -572,38 +488,16 @@ fn lapic_nmi_entries() {
     assert_eq!(
         info.lapic_nmis,
         [
-            LapicNmi {
-                acpi_uid: LapicNmi::ALL_CPUS,
-                lint: 1,
-                flags: 0x5
-            },
-            LapicNmi {
-                acpi_uid: 3,
-                lint: 0,
-                flags: 0xD
-            },
-            LapicNmi {
-                acpi_uid: 255,
-                lint: 1,
-                flags: 0
-            },
-            LapicNmi {
-                acpi_uid: LapicNmi::ALL_CPUS,
-                lint: 1,
-                flags: 0
-            },
+            LapicNmi { acpi_uid: LapicNmi::ALL_CPUS, lint: 1, flags: 0x5 },
+            LapicNmi { acpi_uid: 3, lint: 0, flags: 0xD },
+            LapicNmi { acpi_uid: 255, lint: 1, flags: 0 },
+            LapicNmi { acpi_uid: LapicNmi::ALL_CPUS, lint: 1, flags: 0 },
         ]
     );
     assert!(info.lapic_nmis[0].applies_to(17));
     assert!(!info.lapic_nmis[2].applies_to(17) && info.lapic_nmis[2].applies_to(255));
     let off = 0x2c + 6 + 6 + 12 + 12;
-    assert_eq!(
-        info.warnings,
-        [MadtWarning::InvalidNmiLint {
-            offset: off,
-            lint: 2
-        }]
-    );
+    assert_eq!(info.warnings, [MadtWarning::InvalidNmiLint { offset: off, lint: 2 }]);
 }
 
 #[test]
@@ -626,27 +520,12 @@ fn unknown_entry_types_are_counted_and_skipped() {
 fn zero_length_entry_is_an_error_naming_the_offset() {
     let mut t = table(1, &[vec![0, 0, 0, 0, 0, 0, 0, 0]]);
     let err = madt::parse(&t).unwrap_err();
-    assert_eq!(
-        err,
-        MadtError::EntryLengthTooSmall {
-            offset: 0x2c,
-            entry_type: 0,
-            length: 0
-        }
-    );
-    assert!(
-        err.to_string()
-            .starts_with("MADT entry at offset 0x2c has length 0"),
-        "{err}"
-    );
+    assert_eq!(err, MadtError::EntryLengthTooSmall { offset: 0x2c, entry_type: 0, length: 0 });
+    assert!(err.to_string().starts_with("MADT entry at offset 0x2c has length 0"), "{err}");
 
     t = table(1, &[lapic(0, 0, ENABLED), vec![9, 0]]);
     let err = madt::parse(&t).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("MADT entry at offset 0x34 has length 0"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("MADT entry at offset 0x34 has length 0"), "{err}");
 }
 
 #[test]
@@ -655,51 +534,19 @@ fn malformed_entries() {
     let mut e = lapic(0, 0, ENABLED);
     e[1] = 20;
     let err = madt::parse(&table(1, &[e])).unwrap_err();
-    assert_eq!(
-        err,
-        MadtError::EntryOverrunsTable {
-            offset: 0x2c,
-            entry_type: 0,
-            length: 20,
-            remaining: 8
-        }
-    );
+    assert_eq!(err, MadtError::EntryOverrunsTable { offset: 0x2c, entry_type: 0, length: 20, remaining: 8 });
     assert!(err.to_string().contains("offset 0x2c"), "{err}");
 
     // A known type shorter than its structure.
     let err = madt::parse(&table(1, &[vec![0, 6, 0, 0, 1, 0], lapic(1, 1, ENABLED)])).unwrap_err();
-    assert_eq!(
-        err,
-        MadtError::EntryTooShortForType {
-            offset: 0x2c,
-            entry_type: 0,
-            length: 6,
-            needed: 8
-        }
-    );
+    assert_eq!(err, MadtError::EntryTooShortForType { offset: 0x2c, entry_type: 0, length: 6, needed: 8 });
     assert!(err.to_string().contains("Local APIC"), "{err}");
     let err = madt::parse(&table(1, &[vec![9, 8, 0, 0, 1, 0, 0, 0]])).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MadtError::EntryTooShortForType {
-                entry_type: 9,
-                needed: 16,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, MadtError::EntryTooShortForType { entry_type: 9, needed: 16, .. }), "{err}");
 
     // One stray byte after the last entry.
     let err = madt::parse(&table(1, &[lapic(0, 0, ENABLED), vec![0]])).unwrap_err();
-    assert_eq!(
-        err,
-        MadtError::TruncatedEntryHeader {
-            offset: 0x34,
-            remaining: 1
-        }
-    );
+    assert_eq!(err, MadtError::TruncatedEntryHeader { offset: 0x34, remaining: 1 });
 }
 
 #[test]
@@ -708,34 +555,15 @@ fn table_shorter_than_its_header() {
     t[4..8].copy_from_slice(&30u32.to_le_bytes());
     let err = madt::parse(&t).unwrap_err();
     assert_eq!(err, MadtError::LengthBelowHeader { length: 30 });
-    assert_eq!(
-        err.to_string(),
-        "MADT length 30 is shorter than its 44-byte header"
-    );
+    assert_eq!(err.to_string(), "MADT length 30 is shorter than its 44-byte header");
 
     // Fewer bytes than the length field claims.
     let t = table(1, &[lapic(0, 0, ENABLED)]);
     let err = madt::parse(&t[..40]).unwrap_err();
-    assert_eq!(
-        err,
-        MadtError::LengthBeyondData {
-            length: 52,
-            available: 40
-        }
-    );
-    assert!(matches!(
-        madt::parse(&t[..3]),
-        Err(MadtError::Truncated { available: 3 })
-    ));
-    assert!(
-        matches!(madt::parse(b"FACP\x2c\0\0\0"), Err(MadtError::BadSignature(s)) if &s == b"FACP")
-    );
-    assert!(
-        madt::parse(b"FACP")
-            .unwrap_err()
-            .to_string()
-            .contains("FACP")
-    );
+    assert_eq!(err, MadtError::LengthBeyondData { length: 52, available: 40 });
+    assert!(matches!(madt::parse(&t[..3]), Err(MadtError::Truncated { available: 3 })));
+    assert!(matches!(madt::parse(b"FACP\x2c\0\0\0"), Err(MadtError::BadSignature(s)) if &s == b"FACP"));
+    assert!(madt::parse(b"FACP").unwrap_err().to_string().contains("FACP"));
 }
 
 #[test]
@@ -780,10 +608,7 @@ fn single_cpu_fallback() {
     assert_eq!(topo.possible, CpuSet::single(CpuId::BOOT));
     assert_eq!(topo.present, topo.possible);
     let msg = topo.warnings[0].to_string();
-    assert!(
-        msg.contains("apic#5") && msg.contains("MADT is only 0 bytes"),
-        "{msg}"
-    );
+    assert!(msg.contains("apic#5") && msg.contains("MADT is only 0 bytes"), "{msg}");
     let msg = madt::single_cpu(ApicId(0), FallbackReason::NoRsdp).warnings[0].to_string();
     assert!(msg.contains("RSDP"), "{msg}");
 }

@@ -47,7 +47,16 @@ pub struct Test {
 
 impl Test {
     pub const fn new(name: &'static str, run: fn() -> Outcome) -> Test {
-        Test { name, run, fresh_boot: false, min_cpus: 1, timeout_ms: 20_000, expect: Expect::Pass, example: false, params: "" }
+        Test {
+            name,
+            run,
+            fresh_boot: false,
+            min_cpus: 1,
+            timeout_ms: 20_000,
+            expect: Expect::Pass,
+            example: false,
+            params: "",
+        }
     }
     pub const fn fresh_boot(mut self) -> Test {
         self.fresh_boot = true;
@@ -122,7 +131,14 @@ macro_rules! kassert_eq {
         let (a, b) = (&$a, &$b);
         if a != b {
             return Err($crate::ktest::Failure(alloc::format!(
-                "{} == {} failed: {:?} != {:?} ({}:{})", stringify!($a), stringify!($b), a, b, file!(), line!())));
+                "{} == {} failed: {:?} != {:?} ({}:{})",
+                stringify!($a),
+                stringify!($b),
+                a,
+                b,
+                file!(),
+                line!()
+            )));
         }
     }};
 }

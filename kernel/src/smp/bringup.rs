@@ -39,7 +39,10 @@ static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(State::Offline as u8
 static FAILED_STEP: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 static STRAY_APS: AtomicU32 = AtomicU32::new(0);
 static TRAMPOLINE: Once<Trampoline> = Once::new();
+/// Each CPU's stack (every CPU has its own; the set is a permutation).
 static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+/// The stacks of the batch being started, by trampoline ticket.
+static TICKET_STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
 /// Bring-up is one batch at a time (the trampoline's tickets are shared).
 static BATCH: Mutex<()> = Mutex::new(());
 
@@ -158,13 +161,15 @@ fn launch_batch(
         match stack_for(cpu) {
             Ok(s) => {
                 ap::STACK_TOPS[go.len()].store(s.top.as_u64(), Ordering::SeqCst);
+                TICKET_STACKS.lock()[go.len()] = Some(s);
                 go.push(cpu);
             }
             Err(e) => report.errors.push(error(cpu, "stack", e)),
         }
     }
     // Tickets are handed out in arrival order, so in a parallel batch a CPU
-    // may run on another's stack; `ap_main` records which one it got.
+    // may run on another's stack; `ap_main` takes the stack of its ticket as
+    // its own, so every CPU still owns exactly one stack.
     for &cpu in &go {
         set_state(cpu, State::Starting);
         let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
@@ -236,8 +241,8 @@ fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
 /// CPUs between STARTUP and online (send-stop must catch them too).
 pub fn starting() -> CpuSet {
     let mut s = CpuSet::EMPTY;
-    for i in 0..MAX_CPUS {
-        if STATE[i].load(Ordering::SeqCst) == State::Starting as u8 {
+    for (i, state) in STATE.iter().enumerate() {
+        if state.load(Ordering::SeqCst) == State::Starting as u8 {
             s.insert(CpuId::new(i).expect("index below MAX_CPUS"));
         }
     }
@@ -256,12 +261,9 @@ pub fn stray_aps() -> u32 {
 /// The AP's side, from its first Rust instruction: the setup steps in
 /// order, then online, then interrupts, then idle.
 pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
-    let stack_top = ap::record_stack(ticket);
-    {
-        let mut stacks = STACKS.lock();
-        if let Some(s) = stacks.iter().flatten().find(|s| s.top.as_u64() == stack_top).copied() {
-            stacks[cpu.index()] = Some(s);
-        }
+    if let Some(s) = TICKET_STACKS.lock()[ticket as usize] {
+        debug_assert_eq!(s.top.as_u64(), ap::ticket_stack_top(ticket));
+        STACKS.lock()[cpu.index()] = Some(s);
     }
     let steps: Vec<_> = super::hotplug::target_steps().collect();
     for (i, step) in steps.iter().enumerate() {

@@ -135,6 +135,56 @@ fn watchdog_limit_us() -> u64 {
     *LIMIT.call_once(|| crate::params::get_u64("csd.timeout_ms", 5_000) * 1000)
 }
 
+/// The SYNC records this CPU's thread is waiting on (start, count). A CPU
+/// taken down abandons its thread where it stands; before it parks it must
+/// see these released, since its next life reuses the stack they (and the
+/// closures they borrow) live on.
+static WAITING_ON: [AtomicPtr<CallRecord<'static>>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static WAITING_LEN: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+/// Registers `records` as this CPU's wait. Called with interrupts off,
+/// *before* they are queued, so no stop-machine can park this CPU with a
+/// queued record it has not registered.
+fn register_wait(records: &[CallRecord<'_>]) {
+    let cpu = me().index();
+    WAITING_LEN[cpu].store(records.len(), Ordering::SeqCst);
+    WAITING_ON[cpu].store(records.as_ptr().cast::<CallRecord<'static>>().cast_mut(), Ordering::SeqCst);
+}
+
+fn unregister_wait() {
+    WAITING_ON[me().index()].store(core::ptr::null_mut(), Ordering::SeqCst);
+}
+
+/// Waits for every record in `records` (registered), then unregisters.
+fn wait_for_all(records: &[CallRecord<'_>]) {
+    for rec in records {
+        wait_for(rec);
+    }
+    unregister_wait();
+}
+
+/// On a CPU that is parking: waits (bounded) until every call its
+/// abandoned thread was waiting for has been run and released by its
+/// (online) target.
+pub fn settle_abandoned_wait() {
+    let cpu = me().index();
+    let start = WAITING_ON[cpu].swap(core::ptr::null_mut(), Ordering::SeqCst);
+    if start.is_null() {
+        return;
+    }
+    let len = WAITING_LEN[cpu].load(Ordering::SeqCst);
+    // SAFETY: the thread that registered these records was interrupted
+    // inside `wait_for_all`, so the slice (on its stack or heap) is intact
+    // and nothing else frees it while this CPU still runs.
+    let records = unsafe { core::slice::from_raw_parts(start, len) };
+    for rec in records {
+        if !crate::time::wait_until(10_000_000, || !rec.is_locked()) {
+            log::error!("{}: a call to {} ({}) was never run; parking anyway", me(), rec.target(), rec.name());
+        }
+    }
+}
+
 /// Waits for `rec` to be released, reporting (and ringing again) each time
 /// the watchdog limit passes.
 fn wait_for(rec: &CallRecord<'_>) {
@@ -190,6 +240,7 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
             return false;
         }
         warn_if_raced(cpu, name);
+        register_wait(core::slice::from_ref(&rec));
         // SAFETY: `rec` is a fresh locked record; it lives on this frame and
         // this function waits for its release below on every path.
         unsafe { enqueue(cpu, &rec) };
@@ -198,7 +249,7 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
     if !queued {
         return Err(CallError::Offline(cpu));
     }
-    wait_for(&rec);
+    wait_for_all(core::slice::from_ref(&rec));
     Ok(())
 }
 
@@ -264,35 +315,43 @@ static SINGLE_SLOTS: [NowaitSlot; MAX_CPUS] = [const { NowaitSlot::new() }; MAX_
 static MANY_SLOTS: [Once<Box<[NowaitSlot]>>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
 
 /// Claims `slot` (waiting, with the watchdog, while its last call is still
-/// unread), then queues `f(arg)` on `cpu`.
+/// unread), then queues `f(arg)` on `cpu`. Claim and queue are one step
+/// with interrupts off, so a CPU parked by a stop-machine never leaves the
+/// slot claimed but unqueued.
 fn send_nowait(slot: &'static NowaitSlot, cpu: CpuId, f: fn(usize), arg: usize) -> Result<(), CallError> {
     let start = Deadline::after_us(0);
     let mut next_report = watchdog_limit_us();
-    while slot.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    loop {
+        let sent = interrupts::without_interrupts(|| {
+            if slot.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                return None;
+            }
+            if !may_send_to(cpu) {
+                slot.busy.store(false, Ordering::Release);
+                return Some(Err(CallError::Offline(cpu)));
+            }
+            warn_if_raced(cpu, "call_nowait");
+            slot.func.store(f as *mut (), Ordering::Relaxed);
+            slot.arg.store(arg, Ordering::Relaxed);
+            match queue(cpu).push_async(&slot.rec, me(), cpu) {
+                Ok(true) => ring(cpu),
+                Ok(false) => {
+                    COUNTERS[me().index()].doorbells_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                // `busy` was free, so the handler had released the record before.
+                Err(Busy) => unreachable!("a free nowait slot with its record in flight"),
+            }
+            Some(Ok(()))
+        });
+        if let Some(result) = sent {
+            return result;
+        }
         core::hint::spin_loop();
         if start.elapsed_us() >= next_report {
             next_report += watchdog_limit_us();
             watchdog_report(slot.rec.target(), "call_nowait (previous call on this slot)", start.elapsed_us());
         }
     }
-    slot.func.store(f as *mut (), Ordering::Relaxed);
-    slot.arg.store(arg, Ordering::Relaxed);
-    interrupts::without_interrupts(|| {
-        if !may_send_to(cpu) {
-            slot.busy.store(false, Ordering::Release);
-            return Err(CallError::Offline(cpu));
-        }
-        warn_if_raced(cpu, "call_nowait");
-        match queue(cpu).push_async(&slot.rec, me(), cpu) {
-            Ok(true) => ring(cpu),
-            Ok(false) => {
-                COUNTERS[me().index()].doorbells_skipped.fetch_add(1, Ordering::Relaxed);
-            }
-            // `busy` was free, so the handler had released the record before.
-            Err(Busy) => unreachable!("a free nowait slot with its record in flight"),
-        }
-        Ok(())
-    })
 }
 
 /// Runs `f(arg)` on `cpu` without waiting for it. Taking a plain `fn` and a
@@ -325,6 +384,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         let t = targets(mask);
         // Allocated in full before any is queued: queued records must not move.
         records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me(), cpu)).collect();
+        register_wait(&records);
         for rec in &records {
             // SAFETY: fresh locked records in a vector that is neither moved
             // nor dropped before the waits below.
@@ -336,9 +396,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         run_locally(f);
         ran.insert(me());
     }
-    for rec in &records {
-        wait_for(rec);
-    }
+    wait_for_all(&records);
     ran
 }
 
@@ -392,10 +450,7 @@ pub fn on_doorbell() {
         for rec in batch.iter() {
             let _ = core::fmt::Write::write_fmt(&mut names, format_args!(" {} (from {})", rec.name(), rec.sender()));
         }
-        log::warn!(
-            "IPI on offline {cpu} with {} callback(s) queued after it went offline:{names}",
-            batch.len()
-        );
+        log::warn!("IPI on offline {cpu} with {} callback(s) queued after it went offline:{names}", batch.len());
     }
     let n = batch.len();
     batch.run();

@@ -49,13 +49,62 @@ pub struct Step {
 /// descriptor tables with every IPI vector, local APIC, empty call queue,
 /// and only then online.
 pub static STEPS: [Step; 7] = [
-    Step { name: "cpu.prepare", down_hook: "cpu.prepare.down", runs: Runs::Controller, startup: Some(prepare), teardown: None, dying: false },
-    Step { name: "cpu.kick", down_hook: "cpu.kick.down", runs: Runs::Controller, startup: Some(kick), teardown: Some(take_down), dying: false },
-    Step { name: "ap.descriptor-tables", down_hook: "ap.descriptor-tables.down", runs: Runs::Target, startup: Some(ap::load_descriptor_tables), teardown: None, dying: false },
-    Step { name: "ap.local-apic", down_hook: "ap.local-apic.down", runs: Runs::Target, startup: Some(ap::enable_local_apic), teardown: Some(quiesce_apic), dying: false },
-    Step { name: "ap.call-queue", down_hook: "ap.call-queue.down", runs: Runs::Target, startup: Some(calls::prepare_queue), teardown: Some(flush_queue), dying: true },
-    Step { name: "cpu.online", down_hook: "cpu.online.down", runs: Runs::Target, startup: Some(bringup::mark_online), teardown: Some(mark_offline), dying: true },
-    Step { name: "cpu.active", down_hook: "cpu.active.down", runs: Runs::Controller, startup: Some(set_active), teardown: Some(clear_active), dying: false },
+    Step {
+        name: "cpu.prepare",
+        down_hook: "cpu.prepare.down",
+        runs: Runs::Controller,
+        startup: Some(prepare),
+        teardown: None,
+        dying: false,
+    },
+    Step {
+        name: "cpu.kick",
+        down_hook: "cpu.kick.down",
+        runs: Runs::Controller,
+        startup: Some(kick),
+        teardown: Some(take_down),
+        dying: false,
+    },
+    Step {
+        name: "ap.descriptor-tables",
+        down_hook: "ap.descriptor-tables.down",
+        runs: Runs::Target,
+        startup: Some(ap::load_descriptor_tables),
+        teardown: None,
+        dying: false,
+    },
+    Step {
+        name: "ap.local-apic",
+        down_hook: "ap.local-apic.down",
+        runs: Runs::Target,
+        startup: Some(ap::enable_local_apic),
+        teardown: Some(quiesce_apic),
+        dying: false,
+    },
+    Step {
+        name: "ap.call-queue",
+        down_hook: "ap.call-queue.down",
+        runs: Runs::Target,
+        startup: Some(calls::prepare_queue),
+        teardown: Some(flush_queue),
+        dying: true,
+    },
+    Step {
+        name: "cpu.online",
+        down_hook: "cpu.online.down",
+        runs: Runs::Target,
+        startup: Some(bringup::mark_online),
+        teardown: Some(mark_offline),
+        dying: true,
+    },
+    Step {
+        name: "cpu.active",
+        down_hook: "cpu.active.down",
+        runs: Runs::Controller,
+        startup: Some(set_active),
+        teardown: Some(clear_active),
+        dying: false,
+    },
 ];
 
 /// The `Target` steps, in bring-up order.
@@ -77,7 +126,12 @@ pub enum HotplugError {
     /// A CPU cannot take itself down: it would park in the middle of the request.
     SelfDown(CpuId),
     /// `step` failed (rolled back): `why`.
-    StepFailed { cpu: CpuId, step: &'static str, why: &'static str, going_up: bool },
+    StepFailed {
+        cpu: CpuId,
+        step: &'static str,
+        why: &'static str,
+        going_up: bool,
+    },
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -91,8 +145,12 @@ pub struct Stats {
     pub rollbacks: AtomicU64,
 }
 
-pub static STATS: Stats =
-    Stats { ups: AtomicU64::new(0), downs: AtomicU64::new(0), failures: AtomicU64::new(0), rollbacks: AtomicU64::new(0) };
+pub static STATS: Stats = Stats {
+    ups: AtomicU64::new(0),
+    downs: AtomicU64::new(0),
+    failures: AtomicU64::new(0),
+    rollbacks: AtomicU64::new(0),
+};
 
 /// The last hotplug error, if any.
 pub fn last_error() -> Option<HotplugError> {
@@ -147,10 +205,10 @@ pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
         if let Err(why) = r {
             // Roll back the controller steps already done, newest first.
             for &(_, done) in controller[..n].iter().rev() {
-                if let Some(t) = done.teardown {
-                    if let Err(e) = t(cpu) {
-                        log::error!("hotplug: rollback of {} on {cpu} failed: {e}", done.name);
-                    }
+                if let Some(t) = done.teardown
+                    && let Err(e) = t(cpu)
+                {
+                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", done.name);
                 }
             }
             STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
@@ -179,22 +237,20 @@ pub fn cpu_down(cpu: CpuId) -> Result<(), HotplugError> {
         return Err(fail(HotplugError::LastCpu(cpu)));
     }
     let controller: alloc::vec::Vec<&Step> = STEPS.iter().filter(|s| s.runs == Runs::Controller).collect();
-    let mut undone = 0;
-    for step in controller.iter().rev() {
+    for (undone, step) in controller.iter().rev().enumerate() {
         let r = hook(step.down_hook, cpu).and_then(|()| step.teardown.map_or(Ok(()), |f| f(cpu)));
         if let Err(why) = r {
             // Redo what was torn down, oldest first, so the CPU is as it was.
             for redo in controller[controller.len() - undone..].iter() {
-                if let Some(s) = redo.startup {
-                    if let Err(e) = s(cpu) {
-                        log::error!("hotplug: rollback of {} on {cpu} failed: {e}", redo.name);
-                    }
+                if let Some(s) = redo.startup
+                    && let Err(e) = s(cpu)
+                {
+                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", redo.name);
                 }
             }
             STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
             return Err(fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: false }));
         }
-        undone += 1;
     }
     STATS.downs.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -243,10 +299,10 @@ fn take_down(cpu: CpuId) -> Result<(), &'static str> {
 /// newest step first. They must not fail; a failure is reported.
 fn run_dying_steps(cpu: CpuId) {
     for step in target_steps().rev().filter(|s| s.dying) {
-        if let Some(t) = step.teardown {
-            if let Err(e) = t(cpu) {
-                log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.name);
-            }
+        if let Some(t) = step.teardown
+            && let Err(e) = t(cpu)
+        {
+            log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.name);
         }
     }
     DYING[cpu.index()].store(1, Ordering::SeqCst);
@@ -267,6 +323,9 @@ pub fn park_if_dying() {
     // now: the dying flush emptied the queue, so it finds nothing and stays
     // silent (the refined warning). Test hooks: hold the CPU in this
     // window, or skip it (so a doorbell dies with the APIC, as in seed 2).
+    // A waiting caller abandoned here left records (and the closures they
+    // borrow) on this stack, which the next life reuses: see them released.
+    calls::settle_abandoned_wait();
     if hooks::point("hotplug.skip-offline-window", me) == Action::Continue {
         interrupts::enable();
         let _ = hooks::point("hotplug.offline-window", me);
@@ -274,10 +333,10 @@ pub fn park_if_dying() {
         interrupts::disable();
     }
     for step in target_steps().rev().filter(|s| !s.dying) {
-        if let Some(t) = step.teardown {
-            if let Err(e) = t(me) {
-                log::error!("hotplug: teardown {} on {me} failed: {e}", step.name);
-            }
+        if let Some(t) = step.teardown
+            && let Err(e) = t(me)
+        {
+            log::error!("hotplug: teardown {} on {me} failed: {e}", step.name);
         }
     }
     percpu::current().set_activity(Activity::Parked);

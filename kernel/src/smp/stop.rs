@@ -126,11 +126,11 @@ fn send(cpus: &CpuSet, attempt: u32) {
 /// already in progress, this CPU stops itself instead (it never returns).
 pub fn stop_other_cpus(reason: Reason) -> Report {
     let me = percpu::current_cpu();
-    if let Err(owner) = STOPPER.compare_exchange(NOBODY, me.index() as u32, Ordering::AcqRel, Ordering::Acquire) {
-        if owner != me.index() as u32 {
-            // Someone else is stopping everybody: be stopped, don't compete.
-            stop_this_cpu(Method::Itself, None);
-        }
+    if let Err(owner) = STOPPER.compare_exchange(NOBODY, me.index() as u32, Ordering::AcqRel, Ordering::Acquire)
+        && owner != me.index() as u32
+    {
+        // Someone else is stopping everybody: be stopped, don't compete.
+        stop_this_cpu(Method::Itself, None);
     }
     REASON_CRASH.store(reason == Reason::Crash, Ordering::SeqCst);
     let mut attempts = 0;

@@ -243,7 +243,11 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
         core::hint::spin_loop();
     }
     percpu::current().set_activity(prev_activity);
-    if irq_were_on { interrupts::enable() } else { interrupts::disable() }
+    if irq_were_on {
+        interrupts::enable()
+    } else {
+        interrupts::disable()
+    }
     result
 }
 

@@ -129,15 +129,23 @@ fn queued_calls_run_in_fifo_order_with_one_doorbell() -> Outcome {
 }
 
 static BUSY_RUNS: AtomicU32 = AtomicU32::new(0);
-static BUSY_RECORD: CallRecord<'static> =
-    CallRecord::new_async(AsyncFn::Arg(|_| { BUSY_RUNS.fetch_add(1, Ordering::SeqCst); }, 0), "busy-probe");
+static BUSY_RECORD: CallRecord<'static> = CallRecord::new_async(
+    AsyncFn::Arg(
+        |_| {
+            BUSY_RUNS.fetch_add(1, Ordering::SeqCst);
+        },
+        0,
+    ),
+    "busy-probe",
+);
 
 fn async_record_in_flight_reports_busy() -> Outcome {
     let target = other_cpu()?;
     BUSY_RUNS.store(0, Ordering::SeqCst);
     hold(target)?;
     let first = calls::call_single_async(target, &BUSY_RECORD);
-    let second = x86_64::instructions::interrupts::without_interrupts(|| calls::call_single_async(target, &BUSY_RECORD));
+    let second =
+        x86_64::instructions::interrupts::without_interrupts(|| calls::call_single_async(target, &BUSY_RECORD));
     release();
     kassert_eq!(first, Ok(()));
     kassert_eq!(second, Err(CallError::Busy));
@@ -184,7 +192,10 @@ fn call_to_an_offline_cpu_fails_and_runs_nothing() -> Outcome {
     let ran = AtomicBool::new(false);
     let r = calls::call_single(offline, "must-not-run", &|| ran.store(true, Ordering::SeqCst));
     kassert_eq!(r, Err(CallError::Offline(offline)));
-    kassert_eq!(calls::call_single_nowait(offline, |_| panic!("ran on an offline CPU"), 0), Err(CallError::Offline(offline)));
+    kassert_eq!(
+        calls::call_single_nowait(offline, |_| panic!("ran on an offline CPU"), 0),
+        Err(CallError::Offline(offline))
+    );
     kassert_eq!(calls::call_single_async(offline, &BUSY_RECORD), Err(CallError::Offline(offline)));
     kassert!(!ran.load(Ordering::SeqCst));
     kassert!(calls::queue(offline).is_empty(), "something was queued to the offline CPU");
@@ -249,7 +260,9 @@ fn nowait_calls_all_run() -> Outcome {
         sent = sent.union(&calls::call_many_nowait(&CpuSet::single(cpu), nowait_hit, cpu.index(), true));
     }
     kassert_eq!(sent, online);
-    kassert!(kernel::time::wait_until(5_000_000, || online.iter().all(|c| NOWAIT_HITS[c.index()].load(Ordering::SeqCst) == 1)));
+    kassert!(kernel::time::wait_until(5_000_000, || online
+        .iter()
+        .all(|c| NOWAIT_HITS[c.index()].load(Ordering::SeqCst) == 1)));
     Ok(())
 }
 

@@ -22,7 +22,10 @@ pub const TESTS: &[Test] = &[
     ktest!(boot_cpu_and_self_cannot_go_down).min_cpus(2),
     ktest!(seed1_call_sent_after_target_disabled_irqs_runs_in_dying_flush).min_cpus(3),
     ktest!(seed2_calls_queued_at_down_do_not_strand_the_cpu).min_cpus(3).timeout_ms(60_000),
-    ktest!(seed2_without_dying_flush_the_strand_is_detected).min_cpus(3).timeout_ms(60_000).params("csd.timeout_ms=300"),
+    ktest!(seed2_without_dying_flush_the_strand_is_detected)
+        .min_cpus(3)
+        .timeout_ms(60_000)
+        .params("csd.timeout_ms=300"),
     ktest!(refined_warning_only_for_calls_queued_after_offline).min_cpus(2),
     ktest!(a_failing_step_rolls_back_in_both_directions).min_cpus(2).timeout_ms(120_000),
     ktest!(stop_machine_runs_with_every_other_cpu_irqs_off).min_cpus(2),
@@ -200,15 +203,25 @@ fn seed2_without_dying_flush_the_strand_is_detected() -> Outcome {
     let reports = calls::counters(me).watchdog_reports.load(Ordering::SeqCst);
     let skipped = calls::counters(me).doorbells_skipped.load(Ordering::SeqCst);
     calls::call_single(x, "after-strand", &|| {}).map_err(err)?;
-    kassert!(calls::counters(me).doorbells_skipped.load(Ordering::SeqCst) > skipped, "the stranded queue did not swallow the doorbell");
+    kassert!(
+        calls::counters(me).doorbells_skipped.load(Ordering::SeqCst) > skipped,
+        "the stranded queue did not swallow the doorbell"
+    );
     kassert!(calls::counters(me).watchdog_reports.load(Ordering::SeqCst) > reports, "the strand was not reported");
     kassert_eq!(SEED_RUNS.load(Ordering::SeqCst), 3);
     works(x)
 }
 
 static LATE_RUNS: AtomicU64 = AtomicU64::new(0);
-static LATE_RECORD: CallRecord<'static> =
-    CallRecord::new_async(AsyncFn::Arg(|_| { LATE_RUNS.fetch_add(1, Ordering::SeqCst); }, 0), "queued-after-offline");
+static LATE_RECORD: CallRecord<'static> = CallRecord::new_async(
+    AsyncFn::Arg(
+        |_| {
+            LATE_RUNS.fetch_add(1, Ordering::SeqCst);
+        },
+        0,
+    ),
+    "queued-after-offline",
+);
 static BARE_DOORBELL_WARNINGS: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Runs on a third CPU while X is taken down: once X sits in its offline
@@ -237,7 +250,8 @@ fn offline_window_probe(x: usize) {
 /// online check must give exactly one warning (and still run).
 fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     let x = last_online()?;
-    let prober = smp::ONLINE.snapshot().iter().find(|c| *c != CpuId::BOOT && *c != x).ok_or(Failure("no third CPU".into()))?;
+    let prober =
+        smp::ONLINE.snapshot().iter().find(|c| *c != CpuId::BOOT && *c != x).ok_or(Failure("no third CPU".into()))?;
     let before = calls::counters(x).offline_warnings.load(Ordering::SeqCst);
     LATE_RUNS.store(0, Ordering::SeqCst);
     BARE_DOORBELL_WARNINGS.store(u64::MAX, Ordering::SeqCst);
@@ -266,7 +280,10 @@ fn a_failing_step_rolls_back_in_both_directions() -> Outcome {
             hooks::arm(down_hook, Some(x), Mode::FailOnce);
             let r = hotplug::cpu_down(x);
             hooks::release(down_hook);
-            kassert!(matches!(r, Err(HotplugError::StepFailed { going_up: false, .. })), "down with {down_hook} failing: {r:?}");
+            kassert!(
+                matches!(r, Err(HotplugError::StepFailed { going_up: false, .. })),
+                "down with {down_hook} failing: {r:?}"
+            );
             kassert_eq!(hotplug::state(x), CpuState::Online);
             works(x)?;
         }

@@ -24,5 +24,13 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    kernel::ktest::main(&[basics::TESTS, bringup::TESTS, calls::TESTS, hotplug::TESTS, stress::TESTS, stop::TESTS, examples::TESTS])
+    kernel::ktest::main(&[
+        basics::TESTS,
+        bringup::TESTS,
+        calls::TESTS,
+        hotplug::TESTS,
+        stress::TESTS,
+        stop::TESTS,
+        examples::TESTS,
+    ])
 }

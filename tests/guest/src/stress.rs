@@ -124,7 +124,10 @@ fn single(target: CpuId, rng: &mut Rng) {
         Ok(()) => {
             STATS.sent[SINGLE].fetch_add(1, Ordering::Relaxed);
             STATS.ran[SINGLE].fetch_add(runs.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
-            if runs.load(Ordering::Relaxed) != 1 || ran_on.load(Ordering::Relaxed) != target.index() as u32 || out != token.rotate_left(7) {
+            if runs.load(Ordering::Relaxed) != 1
+                || ran_on.load(Ordering::Relaxed) != target.index() as u32
+                || out != token.rotate_left(7)
+            {
                 error(format_args!(
                     "single call to {target}: ran {} times on cpu{}, wrote {out:#x}",
                     runs.load(Ordering::Relaxed),
@@ -141,12 +144,16 @@ fn many(kind: usize, mask: &CpuSet) {
     let f = || {
         counts[here().index()].fetch_add(1, Ordering::Relaxed);
     };
-    let ran = if kind == ALL { calls::call_all("stress-all", true, &f) } else { calls::call_many(mask, "stress-many", true, &f) };
+    let ran = if kind == ALL {
+        calls::call_all("stress-all", true, &f)
+    } else {
+        calls::call_many(mask, "stress-many", true, &f)
+    };
     let asked = if kind == ALL { smp::PRESENT.snapshot() } else { *mask };
     STATS.sent[kind].fetch_add(ran.len() as u64, Ordering::Relaxed);
     STATS.offline[kind].fetch_add(asked.difference(&ran).len() as u64, Ordering::Relaxed);
-    for cpu in 0..MAX_CPUS {
-        let n = counts[cpu].load(Ordering::Relaxed);
+    for (cpu, count) in counts.iter().enumerate() {
+        let n = count.load(Ordering::Relaxed);
         STATS.ran[kind].fetch_add(n as u64, Ordering::Relaxed);
         let want = CpuId::new(cpu).is_some_and(|c| ran.contains(c)) as u32;
         if n != want {
@@ -210,7 +217,8 @@ fn sender(seed: usize) {
             _ => {
                 let mut mask = CpuSet::EMPTY;
                 mask.insert(target);
-                let sent = calls::call_many_nowait(&mask, nowait_target_check, MANY_NOWAIT << 16 | target.index(), false);
+                let sent =
+                    calls::call_many_nowait(&mask, nowait_target_check, MANY_NOWAIT << 16 | target.index(), false);
                 STATS.sent[MANY_NOWAIT].fetch_add(sent.len() as u64, Ordering::SeqCst);
                 if sent.is_empty() && target != here() {
                     STATS.offline[MANY_NOWAIT].fetch_add(1, Ordering::Relaxed);
@@ -261,7 +269,10 @@ impl Latency {
 
     fn line(&self, what: &str) -> alloc::string::String {
         let mean = self.sum.checked_div(self.n).unwrap_or(0);
-        format!("{what}: {} ok, {} failed, min {} us, mean {mean} us, max {} us", self.n, self.failed, self.min, self.max)
+        format!(
+            "{what}: {} ok, {} failed, min {} us, mean {mean} us, max {} us",
+            self.n, self.failed, self.min, self.max
+        )
     }
 }
 
@@ -319,23 +330,30 @@ fn run(hotplug_ms: Option<u64>) -> Outcome {
         if next_progress.expired() {
             next_progress = Deadline::after_ms(1_000);
             let sent: u64 = STATS.sent.iter().map(|s| s.load(Ordering::Relaxed)).sum();
-            println_raw!("stress: {} ms left, {sent} calls so far, {} CPUs online", ms.saturating_sub(end.elapsed_us() / 1000), smp::online_count());
+            println_raw!(
+                "stress: {} ms left, {sent} calls so far, {} CPUs online",
+                ms.saturating_sub(end.elapsed_us() / 1000),
+                smp::online_count()
+            );
         }
     }
     STOP.store(true, Ordering::SeqCst);
     // Every CPU comes back, and every sender finishes.
     for &cpu in &aps {
-        if !smp::ONLINE.contains(cpu) {
-            if let Err(e) = hotplug::cpu_up(cpu) {
-                error(format_args!("final cpu_up({cpu}): {e:?}"));
-            }
+        if !smp::ONLINE.contains(cpu)
+            && let Err(e) = hotplug::cpu_up(cpu)
+        {
+            error(format_args!("final cpu_up({cpu}): {e:?}"));
         }
     }
-    let finished = time::wait_until(30_000_000, || aps.iter().all(|c| worker::is_free(*c) || !smp::ONLINE.contains(*c)));
+    let finished =
+        time::wait_until(30_000_000, || aps.iter().all(|c| worker::is_free(*c) || !smp::ONLINE.contains(*c)));
     kassert!(finished, "senders still running 30 s after the end: a hang");
     // Non-waiting calls may still be in flight: give them a bounded moment.
     let settled = time::wait_until(10_000_000, || {
-        [NOWAIT, ASYNC, MANY_NOWAIT].iter().all(|&k| STATS.ran[k].load(Ordering::SeqCst) >= STATS.sent[k].load(Ordering::SeqCst))
+        [NOWAIT, ASYNC, MANY_NOWAIT]
+            .iter()
+            .all(|&k| STATS.ran[k].load(Ordering::SeqCst) >= STATS.sent[k].load(Ordering::SeqCst))
     });
     let abandoned = ABANDONED.load(Ordering::SeqCst);
     for k in 0..KINDS {
@@ -347,7 +365,11 @@ fn run(hotplug_ms: Option<u64>) -> Outcome {
             STATS.offline[k].load(Ordering::SeqCst)
         );
     }
-    println_raw!("stress: busy {} errors {} abandoned senders {abandoned}", STATS.busy.load(Ordering::SeqCst), STATS.errors.load(Ordering::SeqCst));
+    println_raw!(
+        "stress: busy {} errors {} abandoned senders {abandoned}",
+        STATS.busy.load(Ordering::SeqCst),
+        STATS.errors.load(Ordering::SeqCst)
+    );
     if hotplug_ms.is_some() {
         println_raw!("torture: {}", downs.line("cpu_down"));
         println_raw!("torture: {}", ups.line("cpu_up"));

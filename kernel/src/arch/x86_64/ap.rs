@@ -74,6 +74,6 @@ pub fn stack_pointer() -> u64 {
     rsp
 }
 
-pub fn record_stack(ticket: u32) -> u64 {
+pub fn ticket_stack_top(ticket: u32) -> u64 {
     STACK_TOPS[ticket as usize].load(Ordering::SeqCst)
 }

@@ -4,9 +4,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use x86_64::VirtAddr;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
-use x86_64::VirtAddr;
 
 use super::gdt;
 use crate::{percpu, power};
@@ -48,7 +48,13 @@ pub fn install(idt: &mut InterruptDescriptorTable) {
 
 /// Prints the report (human lines plus the test protocol's FAULT line) and
 /// ends the run as a failure.
-pub fn fatal(name: &str, vector: u8, error: Option<u64>, frame: &InterruptStackFrame, extra: core::fmt::Arguments<'_>) -> ! {
+pub fn fatal(
+    name: &str,
+    vector: u8,
+    error: Option<u64>,
+    frame: &InterruptStackFrame,
+    extra: core::fmt::Arguments<'_>,
+) -> ! {
     let cpu = percpu::current_cpu();
     let cr2 = Cr2::read_raw();
     let err = match error {
@@ -151,13 +157,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     } else {
         ""
     };
-    fatal(
-        "PAGE FAULT (#PF)",
-        14,
-        Some(code.bits()),
-        &frame,
-        format_args!(" [{code:?}]{guard}"),
-    );
+    fatal("PAGE FAULT (#PF)", 14, Some(code.bits()), &frame, format_args!(" [{code:?}]{guard}"));
 }
 
 /// A double fault here almost always means the stack overflowed into its
@@ -169,8 +169,8 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, _code: u64) -
     let rsp: u64;
     // SAFETY: reads the stack pointer only.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
-    let on_ist = gdt::ist_stacks(cpu)
-        .is_some_and(|s| s[gdt::IST_DOUBLE_FAULT as usize].contains(VirtAddr::new_truncate(rsp)));
+    let on_ist =
+        gdt::ist_stacks(cpu).is_some_and(|s| s[gdt::IST_DOUBLE_FAULT as usize].contains(VirtAddr::new_truncate(rsp)));
     let cr2 = Cr2::read_raw();
     let overflow = crate::mem::vmem::is_guard_page(VirtAddr::new_truncate(cr2));
     fatal(

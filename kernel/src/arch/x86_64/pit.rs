@@ -8,7 +8,7 @@ use super::ports::{NMI_STATUS_CONTROL, PIT_CHANNEL2, PIT_COMMAND};
 /// The PIT's input clock, Hz.
 const PIT_HZ: u64 = 1_193_182;
 /// Command: channel 2, access lobyte/hibyte, mode 0 (interrupt on terminal count), binary.
-const CMD_CH2_LOHI_MODE0: u8 = 0b10_11_000_0;
+const CMD_CH2_LOHI_MODE0: u8 = 0b1011_0000;
 const PORTB_GATE2: u8 = 1 << 0;
 const PORTB_SPEAKER: u8 = 1 << 1;
 const PORTB_OUT2: u8 = 1 << 5;

@@ -143,8 +143,12 @@ impl Trampoline {
     /// and fills in its data. Boot CPU, once.
     pub fn install(ap_entry: extern "C" fn(u32) -> !, stack_tops: *const u64) -> Result<Trampoline, &'static str> {
         // Labels of the `global_asm!` above; only their addresses are taken.
-        let (start, pm, lm, end) =
-            (&raw const ap_trampoline_start, &raw const ap_trampoline_pm, &raw const ap_trampoline_lm, &raw const ap_trampoline_end);
+        let (start, pm, lm, end) = (
+            &raw const ap_trampoline_start,
+            &raw const ap_trampoline_pm,
+            &raw const ap_trampoline_lm,
+            &raw const ap_trampoline_end,
+        );
         let len = end as usize - start as usize;
         let (pm_off, lm_off) = (pm as usize - start as usize, lm as usize - start as usize);
         if len > DATA_OFFSET {

@@ -74,18 +74,19 @@ pub fn enter_mode_this_cpu() {
 
 /// Decides the mode (boot CPU, before any AP starts) and enters it.
 pub fn detect() -> Mode {
-    let m = MODE.call_once(|| {
-        let has_x2apic = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
-        if has_x2apic {
-            (Mode::X2Apic, Access::Msr)
-        } else {
-            // SAFETY: reading IA32_APIC_BASE has no side effects.
-            let phys = unsafe { x2apic::lapic::xapic_base() };
-            let virt = crate::mem::phys_to_virt(x86_64::PhysAddr::new(phys)).as_u64();
-            (Mode::XApic, Access::Mmio(virt))
-        }
-    })
-    .0;
+    let m = MODE
+        .call_once(|| {
+            let has_x2apic = raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic());
+            if has_x2apic {
+                (Mode::X2Apic, Access::Msr)
+            } else {
+                // SAFETY: reading IA32_APIC_BASE has no side effects.
+                let phys = unsafe { x2apic::lapic::xapic_base() };
+                let virt = crate::mem::phys_to_virt(x86_64::PhysAddr::new(phys)).as_u64();
+                (Mode::XApic, Access::Mmio(virt))
+            }
+        })
+        .0;
     enter_mode_this_cpu();
     m
 }

@@ -3,7 +3,7 @@
 //! for, and the ESR checked after each IPI.
 
 use super::regs::{self, Access};
-use super::{destination, mode, Mode};
+use super::{Mode, destination, mode};
 use crate::time::delay_us;
 use smp_core::ApicId;
 
