@@ -41,6 +41,7 @@ pub fn rsdp_addr() -> Option<u64> {
 pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
     percpu::install(CpuId::BOOT);
     console::init();
+    crate::backtrace::set_kernel_base(boot_info.kernel_image_offset);
     time::calibrate();
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
         // SAFETY: the loader mapped the ramdisk at `addr` for `ramdisk_len`

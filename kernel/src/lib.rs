@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod backtrace;
 pub mod boot;
 pub mod console;
 pub mod hooks;

@@ -27,6 +27,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     }
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     log::error!("PANIC on {cpu}: {} at {file}:{line}", info.message());
+    crate::backtrace::print_here();
     let report = crate::smp::stop::stop_other_cpus(crate::smp::stop::Reason::Crash);
     crate::smp::stop::print_report(&report);
     // No heap here: the panic may have come from inside the allocator.

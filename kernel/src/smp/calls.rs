@@ -212,6 +212,7 @@ fn watchdog_report(target: CpuId, name: &str, waited_us: u64) {
         if super::ONLINE.contains(target) { "" } else { "NOT " },
         if queue(target).is_empty() { "empty" } else { "non-empty" },
     );
+    crate::backtrace::print_here();
     if crate::params::get_bool("csd.fatal", false) {
         panic!("cross-call watchdog: {target} did not run {name} (csd.fatal=1)");
     }

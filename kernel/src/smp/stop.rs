@@ -49,6 +49,8 @@ pub struct CrashRecord {
     pub rsp: u64,
     pub rflags: u64,
     pub was: u32,
+    /// Its frame pointer when it stopped: its backtrace starts there.
+    pub rbp: u64,
 }
 
 const NOBODY: u32 = u32::MAX;
@@ -58,7 +60,7 @@ static REASON_CRASH: AtomicBool = AtomicBool::new(false);
 static ATTEMPT: AtomicU32 = AtomicU32::new(0);
 static METHOD: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 static STOPPED_AT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static RECORDS: [[AtomicU64; 4]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 4] }; MAX_CPUS];
+static RECORDS: [[AtomicU64; 5]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 5] }; MAX_CPUS];
 
 /// The outcome of [`stop_other_cpus`].
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +92,7 @@ pub fn crash_record(cpu: CpuId) -> Option<CrashRecord> {
         rsp: r[1].load(Ordering::SeqCst),
         rflags: r[2].load(Ordering::SeqCst),
         was: r[3].load(Ordering::SeqCst) as u32,
+        rbp: r[4].load(Ordering::SeqCst),
     })
 }
 
@@ -197,6 +200,7 @@ pub fn stop_this_cpu(how: Method, frame: Option<&x86_64::structures::idt::Interr
         r[1].store(rsp, Ordering::SeqCst);
         r[2].store(rflags, Ordering::SeqCst);
         r[3].store(me.activity() as u64, Ordering::SeqCst);
+        r[4].store(crate::backtrace::current_rbp(), Ordering::SeqCst);
         r[0].store(rip, Ordering::SeqCst);
     }
     super::ONLINE.remove(cpu);
@@ -231,13 +235,17 @@ pub fn print_report(report: &Report) {
     for cpu in report.stopped.iter() {
         let (how, attempt) = how_stopped(cpu).unwrap_or((Method::Itself, 0));
         match crash_record(cpu) {
-            Some(r) => log::error!(
-                "stop: {cpu} stopped by {how:?} at attempt {attempt}; was {:?} at RIP {:#x} RSP {:#x} RFLAGS {:#x}",
-                activity_name(r.was),
-                r.rip,
-                r.rsp,
-                r.rflags
-            ),
+            Some(r) => {
+                log::error!(
+                    "stop: {cpu} stopped by {how:?} at attempt {attempt}; was {:?} at RIP {:#x} RSP {:#x} RFLAGS {:#x}",
+                    activity_name(r.was),
+                    r.rip,
+                    r.rsp,
+                    r.rflags
+                );
+                // Its stack stays as it was: it halted.
+                crate::backtrace::print_from(cpu.index(), r.rbp);
+            }
             None => log::info!("stop: {cpu} stopped by {how:?} at attempt {attempt}"),
         }
     }

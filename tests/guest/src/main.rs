@@ -12,6 +12,7 @@ use kernel::boot;
 mod basics;
 mod bringup;
 mod calls;
+mod debug;
 mod examples;
 mod hotplug;
 mod stop;
@@ -28,6 +29,7 @@ fn run() -> ! {
         basics::TESTS,
         bringup::TESTS,
         calls::TESTS,
+        debug::TESTS,
         hotplug::TESTS,
         stress::TESTS,
         stop::TESTS,

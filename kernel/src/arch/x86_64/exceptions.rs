@@ -68,6 +68,8 @@ pub fn fatal(
         frame.stack_pointer.as_u64(),
         frame.cpu_flags.bits(),
     );
+    // The handler's own frame links to the interrupted code's frames.
+    crate::backtrace::print_from(cpu.index(), crate::backtrace::current_rbp());
     crate::println_raw!(
         "@@KTEST FAULT\t{}\t{name} (vector {vector}) at RIP {:#x}, error code {}, CR2 {cr2:#x}{extra}",
         cpu.index(),
