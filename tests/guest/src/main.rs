@@ -10,6 +10,7 @@ use bootloader_api::{BootInfo, entry_point};
 use kernel::boot;
 
 mod basics;
+mod bench;
 mod bringup;
 mod calls;
 mod debug;
@@ -25,6 +26,9 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
+    if kernel::params::get_bool("ktest.bench", false) {
+        bench::run();
+    }
     kernel::ktest::main(&[
         basics::TESTS,
         bringup::TESTS,

@@ -1,0 +1,215 @@
+//! Measurements for `cargo xtask bench` (boot parameter `ktest.bench=1`).
+//! Absolute times under TCG are emulated, so every figure comes with the
+//! floor measured in the same boot (a shared-memory ping-pong between two
+//! CPUs). Each result is one line:
+//! `@@BENCH <name> <unit> <median> <p99> <samples>` (unit `ns` or `per_s`).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::smp::{self, bringup, calls, hotplug, ping, stop_machine, worker};
+use kernel::time::{self, Deadline};
+use kernel::{CpuId, CpuSet, percpu, power, println_raw};
+use smp_core::callq::{AsyncFn, CallRecord};
+
+fn ns(ticks: u64) -> u64 {
+    ticks * 1000 / time::tsc_per_us().max(1)
+}
+
+fn report(name: &str, mut samples: Vec<u64>) {
+    if samples.is_empty() {
+        println_raw!("@@BENCH\t{name}\tns\t0\t0\t0");
+        return;
+    }
+    samples.sort_unstable();
+    let median = samples[samples.len() / 2];
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    println_raw!("@@BENCH\t{name}\tns\t{median}\t{p99}\t{}", samples.len());
+}
+
+fn report_rate(name: &str, per_s: u64) {
+    println_raw!("@@BENCH\t{name}\tper_s\t{per_s}\t{per_s}\t1");
+}
+
+/// Times `f` `n` times, in ns.
+fn sample(n: usize, mut f: impl FnMut()) -> Vec<u64> {
+    (0..n)
+        .map(|_| {
+            let t = time::rdtsc();
+            f();
+            ns(time::rdtsc() - t)
+        })
+        .collect()
+}
+
+static PINGPONG: AtomicU64 = AtomicU64::new(0);
+static PONG_STOP: AtomicBool = AtomicBool::new(false);
+
+/// The partner of the ping-pong: answers every odd value with the next one.
+fn pong(_: usize) {
+    while !PONG_STOP.load(Ordering::Acquire) {
+        let v = PINGPONG.load(Ordering::Acquire);
+        if v % 2 == 1 {
+            PINGPONG.store(v + 1, Ordering::Release);
+        }
+        core::hint::spin_loop();
+    }
+}
+
+fn floor(partner: CpuId) {
+    PONG_STOP.store(false, Ordering::SeqCst);
+    PINGPONG.store(0, Ordering::SeqCst);
+    if worker::spawn(partner, pong, 0).is_err() {
+        return;
+    }
+    let samples = sample(2000, || {
+        let v = PINGPONG.load(Ordering::Acquire) + 1;
+        PINGPONG.store(v, Ordering::Release);
+        let d = Deadline::after_ms(1000);
+        while PINGPONG.load(Ordering::Acquire) != v + 1 && !d.expired() {
+            core::hint::spin_loop();
+        }
+    });
+    PONG_STOP.store(true, Ordering::SeqCst);
+    time::wait_until(1_000_000, || worker::is_free(partner));
+    report("floor_pingpong", samples);
+}
+
+static ASYNC_DONE: AtomicU64 = AtomicU64::new(0);
+static ASYNC_RECORDS: [CallRecord<'static>; 8] = [const {
+    CallRecord::new_async(
+        AsyncFn::Arg(
+            |_| {
+                ASYNC_DONE.fetch_add(1, Ordering::Relaxed);
+            },
+            0,
+        ),
+        "bench-async",
+    )
+}; 8];
+static FLOOD_STOP: AtomicBool = AtomicBool::new(false);
+static FLOOD_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Sends non-waiting calls to the next online CPU until told to stop.
+fn flood(_: usize) {
+    let me = percpu::current_cpu();
+    let online: Vec<CpuId> = smp::ONLINE.snapshot().iter().collect();
+    let pos = online.iter().position(|c| *c == me).unwrap_or(0);
+    let target = online[(pos + 1) % online.len()];
+    while !FLOOD_STOP.load(Ordering::Relaxed) {
+        if calls::call_single_nowait(target, |_| {}, 0).is_ok() {
+            FLOOD_SENT.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn throughput(partner: CpuId) {
+    // One sender, async records round-robin.
+    ASYNC_DONE.store(0, Ordering::SeqCst);
+    let window = Deadline::after_ms(500);
+    let mut sent = 0u64;
+    let mut i = 0;
+    while !window.expired() {
+        if calls::call_single_async(partner, &ASYNC_RECORDS[i % 8]).is_ok() {
+            sent += 1;
+        }
+        i += 1;
+    }
+    let us = window.elapsed_us().max(1);
+    time::wait_until(1_000_000, || ASYNC_DONE.load(Ordering::SeqCst) >= sent);
+    report_rate("async_throughput_one_sender", sent * 1_000_000 / us);
+    // Every CPU sending to its neighbour.
+    FLOOD_STOP.store(false, Ordering::SeqCst);
+    FLOOD_SENT.store(0, Ordering::SeqCst);
+    let others: Vec<CpuId> = smp::ONLINE.snapshot().iter().filter(|c| *c != CpuId::BOOT).collect();
+    for &c in &others {
+        let _ = worker::spawn(c, flood, 0);
+    }
+    let window = Deadline::after_ms(500);
+    while !window.expired() {
+        core::hint::spin_loop();
+    }
+    FLOOD_STOP.store(true, Ordering::SeqCst);
+    let us = window.elapsed_us().max(1);
+    let total = FLOOD_SENT.load(Ordering::SeqCst);
+    time::wait_until(2_000_000, || others.iter().all(|c| worker::is_free(*c)));
+    report_rate("async_throughput_all_senders", total * 1_000_000 / us);
+}
+
+fn hotplug_cycles(victim: CpuId) {
+    let (mut down, mut up, mut cycle) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let t0 = time::rdtsc();
+        if hotplug::cpu_down(victim).is_err() {
+            break;
+        }
+        let t1 = time::rdtsc();
+        if hotplug::cpu_up(victim).is_err() {
+            break;
+        }
+        let t2 = time::rdtsc();
+        down.push(ns(t1 - t0));
+        up.push(ns(t2 - t1));
+        cycle.push(ns(t2 - t0));
+    }
+    report("hotplug_down", down);
+    report("hotplug_up", up);
+    report("hotplug_cycle", cycle);
+}
+
+fn bring_up(aps: &CpuSet) {
+    for (name, parallel) in [("bringup_one_by_one", false), ("bringup_parallel", true)] {
+        for cpu in aps.iter() {
+            let _ = hotplug::cpu_down(cpu);
+        }
+        let opts = bringup::Options { parallel, ..bringup::Options::from_params() };
+        let t = time::rdtsc();
+        let r = bringup::start(aps, opts, None);
+        let elapsed = ns(time::rdtsc() - t);
+        hotplug::finish_boot_bringup(&r.started);
+        report(name, if r.errors.is_empty() { alloc::vec![elapsed] } else { Vec::new() });
+    }
+}
+
+/// Runs every measurement and ends the run.
+pub fn run() -> ! {
+    let me = percpu::current_cpu();
+    let online = smp::ONLINE.snapshot();
+    println_raw!("@@BENCH-INFO\tcpus\t{}\ttsc_mhz\t{}", online.len(), time::tsc_per_us());
+    let Some(partner) = online.iter().find(|c| *c != me) else {
+        println_raw!("@@BENCH-INFO\terror\tneeds at least two CPUs");
+        power::exit(power::ExitCode::Failure);
+    };
+    floor(partner);
+    report(
+        "ipi_roundtrip",
+        sample(1000, || {
+            ping::ping(partner, 1_000_000);
+        }),
+    );
+    report(
+        "call_single_sync",
+        sample(1000, || {
+            let _ = calls::call_single(partner, "bench-sync", &|| {});
+        }),
+    );
+    throughput(partner);
+    report(
+        "call_all_wait",
+        sample(200, || {
+            calls::call_all("bench-all", false, &|| {});
+        }),
+    );
+    report(
+        "stop_machine_all",
+        sample(50, || {
+            let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
+        }),
+    );
+    let victim = online.iter().filter(|c| *c != me).last().unwrap_or(partner);
+    hotplug_cycles(victim);
+    let aps = online.difference(&CpuSet::single(me));
+    bring_up(&aps);
+    println_raw!("@@BENCH-DONE");
+    power::exit(power::ExitCode::Success)
+}
