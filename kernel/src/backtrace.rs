@@ -43,9 +43,14 @@ fn readable(addr: u64) -> bool {
         && crate::mem::wx::translate(VirtAddr::new(addr + 8)).is_some()
 }
 
+/// Times a chain may step to a lower address: an interrupt on an IST stack
+/// (NMI, double fault) links back to the stack it interrupted.
+const STACK_SWITCHES: usize = 2;
+
 /// Walks the frame chain from `rbp`, calling `frame` with each return
 /// address (innermost first).
 pub fn walk(mut rbp: u64, mut frame: impl FnMut(usize, u64)) -> End {
+    let mut switches = 0;
     for depth in 0..MAX_DEPTH {
         if rbp == 0 {
             return End::Bottom;
@@ -60,7 +65,12 @@ pub fn walk(mut rbp: u64, mut frame: impl FnMut(usize, u64)) -> End {
         }
         frame(depth, ret);
         if next != 0 && next <= rbp {
-            return End::Corrupt(next);
+            // Within one stack frames only go up; a step down is a switch
+            // back to an interrupted stack, allowed a bounded number of times.
+            switches += 1;
+            if next == rbp || switches > STACK_SWITCHES {
+                return End::Corrupt(next);
+            }
         }
         rbp = next;
     }

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = &[
     ktest!(stack_overflow_hits_the_guard_page).expect_fault("stack overflow: CR2 is in a stack guard page"),
     ktest!(double_fault_handler_runs_on_its_ist_stack).expect_fault("handler on IST stack: yes"),
     ktest!(panic_is_reported_and_fails_the_run).expect_panic("deliberate panic for the harness"),
+    ktest!(panic_while_another_cpu_holds_the_console).min_cpus(2).expect_panic("the console was held by another CPU"),
 ];
 
 fn serial_and_log_lines() -> Outcome {
@@ -93,4 +94,26 @@ fn double_fault_handler_runs_on_its_ist_stack() -> Outcome {
 
 fn panic_is_reported_and_fails_the_run() -> Outcome {
     panic!("deliberate panic for the harness");
+}
+
+fn log_from_there(_: usize) {
+    log::info!("this line holds the console");
+}
+
+/// Another CPU is held inside the console's locked section (test hook);
+/// this CPU panics: its report must still come out (the lock is broken
+/// after a bounded wait) and the run must end.
+fn panic_while_another_cpu_holds_the_console() -> Outcome {
+    use kernel::hooks::{self, Mode};
+    let me = kernel::percpu::current_cpu();
+    let other = kernel::smp::ONLINE
+        .snapshot()
+        .iter()
+        .find(|c| *c != me)
+        .ok_or(kernel::ktest::Failure("no other CPU".into()))?;
+    hooks::arm("console.locked", Some(other), Mode::Pause);
+    kernel::smp::calls::call_single_nowait(other, log_from_there, 0)
+        .map_err(|e| kernel::ktest::Failure(alloc::format!("{e:?}")))?;
+    kassert!(hooks::wait_reached("console.locked", 5_000), "the other CPU never took the console");
+    panic!("the console was held by another CPU");
 }
