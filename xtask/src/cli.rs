@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use bootimage::{BootParams, Firmware};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::configs::{self, Selection};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo xtask",
@@ -43,7 +45,14 @@ pub enum Command {
         Guest tests are listed by one boot with ktest.list=1, then grouped: tests that can share \
         a kernel run together in one boot, every fresh/expected-panic/parameterised test gets a \
         boot of its own, tests needing more CPUs than --smp are skipped. See the protocol \
-        documentation in xtask/src/protocol.rs."
+        documentation in xtask/src/protocol.rs.\n\n\
+        Configurations: the `default` one runs every test on the machine --smp, --machine, \
+        --cpu and --firmware describe; then the SMP bring-up configurations (--list-configs \
+        names them) run their part of the tests on machines of their own, each under a \
+        `== configuration NAME (FIRMWARE): TESTS ==` header. --smp, --machine, --cpu and \
+        --firmware shape the `default` configuration only; FILTER, -p, --examples, --memory \
+        (unless the configuration sets its own) and the QEMU arguments after `--` apply to \
+        every configuration. Configurations needing a newer QEMU are reported as skipped."
     )]
     Test(TestArgs),
 }
@@ -163,13 +172,20 @@ pub struct QemuArgs {
     pub qemu_args: Vec<String>,
 }
 
+/// `test --help`'s heading for the options that shape the `default`
+/// configuration alone.
+const DEFAULT_MACHINE: &str =
+    "The `default` configuration's machine (--memory also the others', unless they set one)";
+
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Firmware(s) to run the guest tests with.
-    #[arg(long, value_enum, default_value_t = FirmwareChoice::All)]
-    pub firmware: FirmwareChoice,
-    #[command(flatten)]
-    pub vm: VmArgs,
+    /// Configurations to run: `all` (default and every SMP configuration), `default` (the
+    /// standard run only), or names separated by commas, e.g. `default,smp8,x2apic`.
+    #[arg(long, value_name = "LIST", default_value = configs::ALL, value_parser = configs::parse_selection)]
+    pub configs: Selection,
+    /// Print the configurations' names, each with what it runs, and exit.
+    #[arg(long)]
+    pub list_configs: bool,
     /// Also run the example tests (demonstrations, some meant to fail).
     #[arg(long)]
     pub examples: bool,
@@ -194,12 +210,18 @@ pub struct TestArgs {
     /// Boot parameter for every guest boot (repeatable); `ktest.*` is the runner's own.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_user_param)]
     pub params: Vec<(String, String)>,
-    /// Run only the guest tests whose name contains this text.
+    /// Run only the guest tests whose name contains this text (in every configuration).
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
     /// Extra arguments for QEMU, after `--`.
     #[arg(last = true, value_name = "QEMU ARGS")]
     pub qemu_args: Vec<String>,
+    // Last: the heading holds for every option after it.
+    /// Firmware(s) to run the guest tests with.
+    #[arg(long, value_enum, default_value_t = FirmwareChoice::All, help_heading = DEFAULT_MACHINE)]
+    pub firmware: FirmwareChoice,
+    #[command(flatten, next_help_heading = DEFAULT_MACHINE)]
+    pub vm: VmArgs,
 }
 
 /// `key=value`, with the image builder's rules for names and values.

@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use bootimage::Firmware;
 
 use crate::boot::{Boot, Booter, QEMU_STDERR};
 use crate::judge::{Judge, ListJudge, Outcome};
-use crate::plan::{self, BootPlan, PlanOptions, boot_allowance};
+use crate::plan::{self, BootPlan, PlanOptions};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
 use crate::qemu::{QemuConfig, unmet_requirement};
@@ -23,13 +24,26 @@ const LIST_TIME: Duration = Duration::from_secs(10);
 /// What `cargo xtask test` asked of the guest side.
 #[derive(Debug)]
 pub struct GuestOptions {
-    /// One configuration per firmware, in run order.
-    pub configs: Vec<QemuConfig>,
-    pub plan: PlanOptions,
+    /// The test configurations, in run order.
+    pub runs: Vec<GuestRun>,
     pub verbose: bool,
     pub timeout_scale: f64,
     /// The `--kernel` the user gave, for the reproduce commands.
     pub kernel: Option<PathBuf>,
+}
+
+/// One test configuration (see [`crate::configs`]): its machines and
+/// which tests it runs on them.
+#[derive(Clone, Debug)]
+pub struct GuestRun {
+    /// `default` or the configuration's name.
+    pub name: String,
+    /// Print `== configuration NAME (FIRMWARE): SELECTION ==` before each
+    /// firmware's tests.
+    pub header: bool,
+    /// One machine per firmware, in run order.
+    pub qemu: Vec<QemuConfig>,
+    pub plan: PlanOptions,
 }
 
 /// Runs everything; returns the guest's counts. Errors are reserved for the
@@ -37,41 +51,87 @@ pub struct GuestOptions {
 /// guest does ends up in the tally.
 pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
     let mut tally = Tally::default();
-    let mut runnable = Vec::new();
-    for cfg in &opts.configs {
-        match unmet_requirement(cfg, booter.host.version) {
-            // Never a silent pass: the configuration shows up as skipped.
-            Some(why) => {
-                println!("guest {} (all tests) ... skipped: {why}", cfg.label());
-                tally.skipped += 1;
+    let version = booter.host.version;
+    let runnable = |cfg: &QemuConfig| unmet_requirement(cfg, version).is_none();
+
+    // The list is a property of the ELF, the same under every machine: one
+    // list boot serves all configurations. It takes the cheapest machine
+    // this QEMU can run: BIOS before UEFI, then the fewest CPUs.
+    let lister = opts
+        .runs
+        .iter()
+        .flat_map(|run| run.qemu.iter().map(move |cfg| (run, cfg)))
+        .filter(|(_, cfg)| runnable(cfg))
+        .min_by_key(|(_, cfg)| (cfg.firmware == Firmware::Uefi, cfg.smp));
+    let tests = match lister {
+        Some((run, cfg)) => match list_tests(booter, cfg, &run.plan, opts)? {
+            Ok(tests) => Some(tests),
+            // Already reported, with the serial output that explains it.
+            Err(_) => {
+                tally.failed += 1;
+                None
             }
-            None => runnable.push(cfg),
-        }
-    }
-    let Some(first) = runnable.first() else {
-        return Ok(tally);
+        },
+        None => None,
     };
 
-    // The list is a property of the ELF, the same under every firmware: one
-    // list boot (with the first, usually the faster, firmware) serves all.
-    let tests = match list_tests(booter, first, opts)? {
-        Ok(tests) => tests,
-        // Already reported, with the serial output that explains it.
-        Err(_) => {
-            tally.failed += 1;
-            return Ok(tally);
+    for run in &opts.runs {
+        let plan = tests.as_ref().map(|tests| {
+            let plan = plan::plan(tests, &run.plan);
+            if run.qemu.iter().any(runnable) {
+                let prefix = if run.header {
+                    format!("{}: ", run.name)
+                } else {
+                    String::new()
+                };
+                print_plan_summary(&prefix, tests, &plan);
+            }
+            plan
+        });
+        let selection = run.plan.describe_selection();
+        for cfg in &run.qemu {
+            match unmet_requirement(cfg, version) {
+                // Never a silent pass: the configuration shows up as skipped.
+                Some(why) => {
+                    print_header(run, cfg, &selection);
+                    println!("guest {} ({selection}) ... skipped: {why}", cfg.label());
+                    tally.skipped += 1;
+                }
+                // No plan: the list boot failed, and said so. Nothing
+                // selected (a FILTER outside the configuration's tests):
+                // nothing to show either.
+                None => {
+                    let Some(plan) = plan.as_ref().filter(|p| !p.is_empty()) else {
+                        continue;
+                    };
+                    print_header(run, cfg, &selection);
+                    let started = Instant::now();
+                    tally.add(run_config(booter, cfg, plan, &run.plan, opts)?);
+                    if run.header {
+                        eprintln!(
+                            "xtask: configuration {} done in {}",
+                            cfg.label(),
+                            report::secs(started.elapsed())
+                        );
+                    }
+                }
+            }
         }
-    };
-    let plan = plan::plan(&tests, &opts.plan);
-    print_plan_summary(&tests, &plan);
-
-    for cfg in runnable {
-        tally.add(run_config(booter, cfg, &plan, opts)?);
     }
     Ok(tally)
 }
 
-fn print_plan_summary(tests: &[TestInfo], plan: &plan::Plan) {
+fn print_header(run: &GuestRun, cfg: &QemuConfig, selection: &str) {
+    if run.header {
+        println!(
+            "== configuration {} ({}): {selection} ==",
+            run.name,
+            cfg.firmware.name()
+        );
+    }
+}
+
+fn print_plan_summary(prefix: &str, tests: &[TestInfo], plan: &plan::Plan) {
     let mut notes = Vec::new();
     if plan.examples_dropped > 0 {
         notes.push(format!(
@@ -88,7 +148,7 @@ fn print_plan_summary(tests: &[TestInfo], plan: &plan::Plan) {
         format!("; {}", notes.join(", "))
     };
     eprintln!(
-        "xtask: {} guest test(s): {} to run in {} boot(s) per firmware, {} skipped{notes}",
+        "xtask: {prefix}{} guest test(s): {} to run in {} boot(s) per firmware, {} skipped{notes}",
         tests.len(),
         plan.test_count(),
         plan.boots.len(),
@@ -105,15 +165,16 @@ fn scaled(d: Duration, opts: &GuestOptions) -> Duration {
 fn list_tests(
     booter: &Booter,
     cfg: &QemuConfig,
+    plan_opts: &PlanOptions,
     opts: &GuestOptions,
 ) -> Result<Result<Vec<TestInfo>, String>> {
     let mut params = crate::cli::boot_params(
-        &[opts.plan.runner_params(), opts.plan.user_params.clone()].concat(),
+        &[plan_opts.runner_params(), plan_opts.user_params.clone()].concat(),
     );
     params.set("ktest.list", "1")?;
     let name = format!("{}-list", cfg.firmware.name());
     let run = RunOptions {
-        timeout: Some(scaled(boot_allowance(cfg.firmware) + LIST_TIME, opts)),
+        timeout: Some(scaled(cfg.boot_allowance() + LIST_TIME, opts)),
         inherit_stdin: false,
     };
     eprintln!("xtask: listing guest tests ({})", cfg.label());
@@ -151,11 +212,12 @@ fn serial_line(out: Output<'_>, verbose: bool) -> Option<String> {
     Some(line)
 }
 
-/// Runs the plan under one configuration.
+/// Runs the plan under one machine.
 fn run_config(
     booter: &Booter,
     cfg: &QemuConfig,
     plan: &plan::Plan,
+    plan_opts: &PlanOptions,
     opts: &GuestOptions,
 ) -> Result<Tally> {
     let label = cfg.label();
@@ -174,7 +236,7 @@ fn run_config(
                 "xtask: {} test(s) of boot {boot_no} did not get to run before it went down; running them in a new boot",
                 rerun.len()
             );
-            queue.push_front(BootPlan::new(rerun, &opts.plan));
+            queue.push_front(BootPlan::new(rerun, plan_opts));
         }
     }
     Ok(tally)
@@ -190,9 +252,13 @@ fn run_boot(
     tally: &mut Tally,
 ) -> Result<Vec<TestInfo>> {
     let label = cfg.label();
-    let name = format!("{}-{boot_no}", cfg.firmware.name());
+    // Named configurations keep their boots' files apart from the default's.
+    let name = match &cfg.name {
+        Some(config) => format!("{config}-{}-{boot_no}", cfg.firmware.name()),
+        None => format!("{}-{boot_no}", cfg.firmware.name()),
+    };
     let run = RunOptions {
-        timeout: Some(scaled(boot_plan.timeout(cfg.firmware), opts)),
+        timeout: Some(scaled(cfg.boot_allowance() + boot_plan.tests_time(), opts)),
         inherit_stdin: false,
     };
     if opts.verbose {
@@ -299,8 +365,18 @@ pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<
     for line in boot_plan.params.to_file_contents().lines() {
         cmd += &format!(" -p {}", shell_quote(line));
     }
-    if !cfg.extra.is_empty() {
-        let extra: Vec<String> = cfg.extra.iter().map(|a| shell_quote(a)).collect();
+    // What --smp and --machine cannot say goes to QEMU as a later -smp or
+    // -machine, which QEMU merges with (and lets override) the earlier one.
+    let mut extra = Vec::new();
+    if cfg.smp_opts.is_some() {
+        extra.extend(["-smp".to_owned(), cfg.smp_arg()]);
+    }
+    if cfg.machine_opts.is_some() {
+        extra.extend(["-machine".to_owned(), cfg.machine_arg()]);
+    }
+    extra.extend(cfg.extra.iter().cloned());
+    if !extra.is_empty() {
+        let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
         cmd += &format!(" -- {}", extra.join(" "));
     }
     cmd

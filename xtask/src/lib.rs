@@ -9,6 +9,7 @@ pub mod boot;
 pub mod build;
 pub mod cli;
 pub mod commands;
+pub mod configs;
 pub mod guest;
 pub mod hosttest;
 pub mod judge;

@@ -2,7 +2,9 @@
 //!
 //! Rules, in order:
 //! 1. `example=1` tests are dropped unless `--examples`;
-//! 2. the FILTER (a substring of the name) keeps the matching tests;
+//! 2. a configuration's selection (see [`NamePattern`]; none: every test)
+//!    and then the FILTER (a substring of the name) keep the matching tests:
+//!    a test runs only when it passes both;
 //! 3. tests with `min_cpus` above `--smp` are skipped without booting;
 //! 4. tests that can share a boot (`fresh=0`, `expect=ok`, no `params`) run
 //!    together in one boot, in list order, and that boot comes first;
@@ -10,8 +12,9 @@
 //!
 //! Every boot's parameters are, in this order (a later one wins on a clash):
 //! `ktest.run`; the runner's own (`smp.expect_cpus=<--smp>`, so a test can
-//! check that every CPU QEMU was given came online); the tests' `params`;
-//! the user's `-p`. `ktest.run` itself cannot be overridden.
+//! check that every CPU QEMU was given came online, then the configuration's
+//! own parameters); the tests' `params`; the user's `-p`. `ktest.run` itself
+//! cannot be overridden.
 //!
 //! A boot's time limit is a firmware allowance plus the sum of its tests'
 //! `timeout_ms`.
@@ -25,11 +28,44 @@ use crate::protocol::TestInfo;
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct PlanOptions {
+    /// CPUs present in the machine (for `-smp 2,maxcpus=4`: 2).
     pub smp: u32,
     pub examples: bool,
     pub filter: Option<String>,
     /// `-p key=value`, applied after the tests' own parameters.
     pub user_params: Vec<(String, String)>,
+    /// The configuration's selection: a test must match one of these (all
+    /// tests when empty). The FILTER applies on top.
+    pub only: Vec<NamePattern>,
+    /// The configuration's boot parameters, part of the runner's own.
+    pub config_params: Vec<(String, String)>,
+}
+
+/// One entry of a configuration's test selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamePattern {
+    /// Names starting with this, e.g. a module: `bringup::`.
+    Prefix(&'static str),
+    /// Exactly this name.
+    Exact(&'static str),
+}
+
+impl NamePattern {
+    pub fn matches(self, name: &str) -> bool {
+        match self {
+            NamePattern::Prefix(p) => name.starts_with(p),
+            NamePattern::Exact(n) => name == n,
+        }
+    }
+}
+
+impl std::fmt::Display for NamePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NamePattern::Prefix(p) => f.write_str(p),
+            NamePattern::Exact(n) => f.write_str(n),
+        }
+    }
 }
 
 /// The parameter that tells the guest how many CPUs QEMU was given.
@@ -39,7 +75,33 @@ impl PlanOptions {
     /// What the runner tells every boot (the list boot included), before
     /// the tests' and the user's parameters.
     pub fn runner_params(&self) -> Vec<(String, String)> {
-        vec![(EXPECT_CPUS.to_owned(), self.smp.to_string())]
+        let mut params = vec![(EXPECT_CPUS.to_owned(), self.smp.to_string())];
+        params.extend(self.config_params.iter().cloned());
+        params
+    }
+
+    /// Whether the selection and the FILTER keep `name`.
+    pub fn selects(&self, name: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|p| p.matches(name)))
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| name.contains(f.as_str()))
+    }
+
+    /// The selection in words, for headers: `bringup::, calls::`, `all tests`,
+    /// with `and FILTER "x"` when one was given.
+    pub fn describe_selection(&self) -> String {
+        let mut out = if self.only.is_empty() {
+            "all tests".to_owned()
+        } else {
+            let only: Vec<String> = self.only.iter().map(|p| p.to_string()).collect();
+            only.join(", ")
+        };
+        if let Some(f) = &self.filter {
+            out += &format!(" and FILTER \"{f}\"");
+        }
+        out
     }
 }
 
@@ -81,8 +143,13 @@ impl BootPlan {
 
     /// How long the boot may take before it is declared hung.
     pub fn timeout(&self, firmware: Firmware) -> Duration {
-        let tests: u64 = self.tests.iter().map(|t| t.timeout_ms).sum();
-        boot_allowance(firmware) + Duration::from_millis(tests)
+        boot_allowance(firmware) + self.tests_time()
+    }
+
+    /// The tests' own time budgets, summed (the part of the time limit
+    /// that does not depend on the machine).
+    pub fn tests_time(&self) -> Duration {
+        Duration::from_millis(self.tests.iter().map(|t| t.timeout_ms).sum())
     }
 }
 
@@ -104,11 +171,16 @@ pub struct Plan {
     pub boots: Vec<BootPlan>,
     /// Example tests left out because `--examples` was not given.
     pub examples_dropped: usize,
-    /// Tests left out by the filter.
+    /// Tests left out by the configuration's selection or the filter.
     pub filtered_out: usize,
 }
 
 impl Plan {
+    /// No test to run and none to report as skipped.
+    pub fn is_empty(&self) -> bool {
+        self.boots.is_empty() && self.skipped.is_empty()
+    }
+
     /// Number of tests that will run.
     pub fn test_count(&self) -> usize {
         self.boots.iter().map(|b| b.tests.len()).sum()
@@ -124,9 +196,7 @@ pub fn plan(tests: &[TestInfo], opts: &PlanOptions) -> Plan {
             out.examples_dropped += 1;
             continue;
         }
-        if let Some(filter) = &opts.filter
-            && !test.name.contains(filter.as_str())
-        {
+        if !opts.selects(&test.name) {
             out.filtered_out += 1;
             continue;
         }

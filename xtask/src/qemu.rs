@@ -1,6 +1,7 @@
 //! The QEMU command line, and which QEMU a configuration needs.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bootimage::Firmware;
@@ -11,20 +12,58 @@ use crate::prereq::{BACKPORTS_HINT, Ovmf};
 /// Everything that shapes a boot except the image.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
+    /// The named test configuration this is (see [`crate::configs`]);
+    /// `None` for the one the command-line options describe.
+    pub name: Option<String>,
     pub firmware: Firmware,
     pub machine: Machine,
+    /// More `-machine` options, e.g. `kernel-irqchip=split`.
+    pub machine_opts: Option<String>,
+    /// CPUs present at boot: `-smp`'s leading number.
     pub smp: u32,
+    /// More `-smp` options, e.g. `maxcpus=4`.
+    pub smp_opts: Option<String>,
     /// As QEMU's `-m` takes it, e.g. `256M`.
     pub memory: String,
     pub cpu: Option<String>,
     /// Passed through after ours.
     pub extra: Vec<String>,
+    /// Time from power-on to the first test, when the firmware's usual
+    /// [`boot_allowance`](crate::plan::boot_allowance) is not enough.
+    pub boot_allowance: Option<Duration>,
 }
 
 impl QemuConfig {
-    /// Short label for reports, e.g. `bios/smp4`.
+    /// Short label for reports: `bios/smp4`, or `bios/<name>` for a named
+    /// configuration.
     pub fn label(&self) -> String {
-        format!("{}/smp{}", self.firmware.name(), self.smp)
+        match &self.name {
+            Some(name) => format!("{}/{name}", self.firmware.name()),
+            None => format!("{}/smp{}", self.firmware.name(), self.smp),
+        }
+    }
+
+    /// QEMU's `-machine` value, e.g. `q35,kernel-irqchip=split`.
+    pub fn machine_arg(&self) -> String {
+        with_opts(self.machine.name().to_owned(), self.machine_opts.as_deref())
+    }
+
+    /// QEMU's `-smp` value, e.g. `2,maxcpus=4`.
+    pub fn smp_arg(&self) -> String {
+        with_opts(self.smp.to_string(), self.smp_opts.as_deref())
+    }
+
+    /// Time from power-on to the first test.
+    pub fn boot_allowance(&self) -> Duration {
+        self.boot_allowance
+            .unwrap_or_else(|| crate::plan::boot_allowance(self.firmware))
+    }
+}
+
+fn with_opts(value: String, opts: Option<&str>) -> String {
+    match opts {
+        Some(opts) => format!("{value},{opts}"),
+        None => value,
     }
 }
 
@@ -38,9 +77,9 @@ pub fn command_args(
 ) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
-        cfg.machine.name().into(),
+        cfg.machine_arg(),
         "-smp".into(),
-        cfg.smp.to_string(),
+        cfg.smp_arg(),
         "-m".into(),
         cfg.memory.clone(),
         "-display".into(),

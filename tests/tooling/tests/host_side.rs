@@ -70,12 +70,16 @@ fn qemu_versions() {
 
 fn cfg() -> QemuConfig {
     QemuConfig {
+        name: None,
         firmware: Firmware::Bios,
         machine: Machine::Pc,
+        machine_opts: None,
         smp: 4,
+        smp_opts: None,
         memory: "256M".into(),
         cpu: None,
         extra: Vec::new(),
+        boot_allowance: None,
     }
 }
 

@@ -22,13 +22,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> QemuConfig {
+pub(crate) fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> QemuConfig {
     QemuConfig {
+        name: None,
         firmware,
         machine: vm.machine,
+        machine_opts: None,
         smp: vm.smp,
+        smp_opts: None,
         memory: vm.memory.clone(),
         cpu: vm.cpu.clone(),
         extra: extra.to_vec(),
+        boot_allowance: None,
     }
 }

@@ -8,18 +8,25 @@ use crate::boot::Booter;
 use crate::build::{self, Kernel};
 use crate::cli::TestArgs;
 use crate::guest::{self, GuestOptions};
-use crate::plan::PlanOptions;
 use crate::report::Tally;
-use crate::{hosttest, prereq, workspace};
+use crate::{configs, hosttest, prereq, workspace};
 
 pub fn run(args: &TestArgs) -> Result<ExitCode> {
+    if args.list_configs {
+        print!("{}", configs::list_text());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut tally = Tally::default();
     if !args.no_host {
         tally.add(hosttest::run(args.host_filter.as_deref(), args.verbose)?);
     }
     if !args.no_guest {
-        let firmwares = args.firmware.firmwares();
-        let host = prereq::ensure(firmwares.contains(&bootimage::Firmware::Uefi))?;
+        let runs = configs::guest_runs(args);
+        let uefi = runs
+            .iter()
+            .flat_map(|run| &run.qemu)
+            .any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
+        let host = prereq::ensure(uefi)?;
         match host.version {
             Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),
             None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
@@ -31,16 +38,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             run_dir: workspace::new_run_dir()?,
         };
         let opts = GuestOptions {
-            configs: firmwares
-                .into_iter()
-                .map(|fw| super::qemu_config(fw, &args.vm, &args.qemu_args))
-                .collect(),
-            plan: PlanOptions {
-                smp: args.vm.smp,
-                examples: args.examples,
-                filter: args.filter.clone(),
-                user_params: args.params.clone(),
-            },
+            runs,
             verbose: args.verbose,
             timeout_scale: args.timeout_scale,
             kernel: args.kernel.clone(),
