@@ -94,8 +94,7 @@ impl BootParams {
 pub fn build_image(kernel: &Path, firmware: Firmware, params: &BootParams, out_dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let ramdisk = out_dir.join("bootparams.txt");
-    std::fs::write(&ramdisk, params.to_file_contents())
-        .with_context(|| format!("writing {}", ramdisk.display()))?;
+    std::fs::write(&ramdisk, params.to_file_contents()).with_context(|| format!("writing {}", ramdisk.display()))?;
 
     let mut builder = DiskImageBuilder::new(kernel.to_path_buf());
     builder.set_ramdisk(ramdisk);

@@ -53,20 +53,15 @@ impl Booter {
         let vars = qemu::prepare_firmware(self.host.ovmf.as_ref(), &dir)?;
         let args = qemu::command_args(cfg, &image, self.host.ovmf.as_ref(), &vars);
         let log_path = self.run_dir.join(format!("{name}.log"));
-        let mut log = BufWriter::new(
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?,
-        );
+        let mut log =
+            BufWriter::new(File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?);
         let qemu = self.host.qemu.display().to_string();
         // The command line heads the log, so the log alone reproduces the boot.
         writeln!(log, "# {qemu} {}", args.join(" "))?;
         let mut log_error = None;
         let (exit, elapsed) = process::run(&qemu, &args, opts, |out| {
             if let Output::Line(stream, _, line) = out {
-                let prefix = if stream == Stream::Stderr {
-                    QEMU_STDERR
-                } else {
-                    ""
-                };
+                let prefix = if stream == Stream::Stderr { QEMU_STDERR } else { "" };
                 // Flush per line: if we are killed, the log still shows how far the guest got.
                 if let Err(e) = writeln!(log, "{prefix}{line}").and_then(|()| log.flush()) {
                     log_error.get_or_insert(e);
@@ -77,11 +72,6 @@ impl Booter {
         if let Some(e) = log_error {
             return Err(e).with_context(|| format!("writing {}", log_path.display()));
         }
-        Ok(Boot {
-            exit,
-            elapsed,
-            log: log_path,
-            dir,
-        })
+        Ok(Boot { exit, elapsed, log: log_path, dir })
     }
 }

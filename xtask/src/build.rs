@@ -43,15 +43,7 @@ pub fn build_kernel(kernel: Kernel) -> Result<PathBuf> {
     let package = kernel.package();
     eprintln!("xtask: building {package} for {KERNEL_TARGET}");
     let mut child = cargo()
-        .args([
-            "build",
-            "--package",
-            package,
-            "--bin",
-            package,
-            "--target",
-            KERNEL_TARGET,
-        ])
+        .args(["build", "--package", package, "--bin", package, "--target", KERNEL_TARGET])
         .args(["--message-format", "json-render-diagnostics"])
         .stdout(Stdio::piped())
         .spawn()

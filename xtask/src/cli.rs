@@ -29,17 +29,14 @@ pub enum Command {
     /// Build the kernel and its disk images, and print the images' paths.
     Image(ImageArgs),
     /// Build the demo kernel and boot it in QEMU with serial on the terminal.
-    #[command(
-        long_about = "Build the demo kernel (or the test kernel) and boot it in QEMU, \
+    #[command(long_about = "Build the demo kernel (or the test kernel) and boot it in QEMU, \
         streaming the guest's serial output.\n\n\
         Exit status: 0 when the guest exits with success (QEMU status 33), 1 when it reports \
         failure (35), 3 when it resets or powers off on its own (triple fault?), 124 when it \
-        runs past --timeout and is killed."
-    )]
+        runs past --timeout and is killed.")]
     Qemu(QemuArgs),
     /// Run the host tests and the in-guest tests; print one line per guest test.
-    #[command(
-        long_about = "Run the host tests (`cargo test` on the workspace's default members) \
+    #[command(long_about = "Run the host tests (`cargo test` on the workspace's default members) \
         and the in-guest tests (the guest-tests kernel under QEMU), then print \
         `N passed, N failed[, N skipped]` and exit non-zero on any failure.\n\n\
         Guest tests are listed by one boot with ktest.list=1, then grouped: tests that can share \
@@ -52,8 +49,7 @@ pub enum Command {
         `== configuration NAME (FIRMWARE): TESTS ==` header. --smp, --machine, --cpu and \
         --firmware shape the `default` configuration only; FILTER, -p, --examples, --memory \
         (unless the configuration sets its own) and the QEMU arguments after `--` apply to \
-        every configuration. Configurations needing a newer QEMU are reported as skipped."
-    )]
+        every configuration. Configurations needing a newer QEMU are reported as skipped.")]
     Test(TestArgs),
 }
 
@@ -174,8 +170,7 @@ pub struct QemuArgs {
 
 /// `test --help`'s heading for the options that shape the `default`
 /// configuration alone.
-const DEFAULT_MACHINE: &str =
-    "The `default` configuration's machine (--memory also the others', unless they set one)";
+const DEFAULT_MACHINE: &str = "The `default` configuration's machine (--memory also the others', unless they set one)";
 
 #[derive(Args, Debug)]
 pub struct TestArgs {

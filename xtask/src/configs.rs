@@ -83,12 +83,7 @@ const fn plain(
 
 /// The table, in run order.
 pub const CONFIGS: &[Config] = &[
-    plain(
-        "smp1",
-        "bringup:: on 1 CPU (no APs to start), BIOS and UEFI",
-        BOTH,
-        "1",
-    ),
+    plain("smp1", "bringup:: on 1 CPU (no APs to start), BIOS and UEFI", BOTH, "1"),
     plain("smp2", "bringup:: on 2 CPUs, BIOS and UEFI", BOTH, "2"),
     plain("smp8", "bringup:: on 8 CPUs, BIOS and UEFI", BOTH, "8"),
     plain(
@@ -99,16 +94,8 @@ pub const CONFIGS: &[Config] = &[
     ),
     Config {
         cpu: Some("qemu64,x2apic=on"),
-        tests: &[
-            NamePattern::Prefix("bringup::"),
-            NamePattern::Prefix("calls::"),
-        ],
-        ..plain(
-            "x2apic",
-            "bringup:: and calls:: in x2APIC mode, 4 CPUs (BIOS; needs QEMU >= 8.1)",
-            BIOS,
-            "4",
-        )
+        tests: &[NamePattern::Prefix("bringup::"), NamePattern::Prefix("calls::")],
+        ..plain("x2apic", "bringup:: and calls:: in x2APIC mode, 4 CPUs (BIOS; needs QEMU >= 8.1)", BIOS, "4")
     },
     Config {
         machine: Machine::Q35,
@@ -152,10 +139,7 @@ impl Selection {
     /// The names, in run order.
     pub fn names(&self) -> Vec<&'static str> {
         let default = self.default.then_some(DEFAULT);
-        default
-            .into_iter()
-            .chain(self.configs.iter().map(|c| c.name))
-            .collect()
+        default.into_iter().chain(self.configs.iter().map(|c| c.name)).collect()
     }
 }
 
@@ -179,21 +163,13 @@ pub fn parse_selection(s: &str) -> Result<Selection, String> {
                     return Err(format!(
                         "unknown configuration `{name}`; known: {ALL}, {DEFAULT}, {} \
                          (--list-configs describes them)",
-                        CONFIGS
-                            .iter()
-                            .map(|c| c.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        CONFIGS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
                     ));
                 }
             },
         }
     }
-    let configs = CONFIGS
-        .iter()
-        .zip(chosen)
-        .filter_map(|(c, chosen)| chosen.then_some(c))
-        .collect();
+    let configs = CONFIGS.iter().zip(chosen).filter_map(|(c, chosen)| chosen.then_some(c)).collect();
     Ok(Selection { default, configs })
 }
 
@@ -205,12 +181,8 @@ pub fn split_smp(smp: &str) -> Result<(u32, Option<&str>), String> {
         None => (smp, None),
     };
     match count.parse::<u32>() {
-        Ok(n) if n > 0 && count.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok((n, rest.filter(|r| !r.is_empty())))
-        }
-        _ => Err(format!(
-            "`-smp {smp}` does not start with a CPU count (like `2` or `2,maxcpus=4`)"
-        )),
+        Ok(n) if n > 0 && count.bytes().all(|b| b.is_ascii_digit()) => Ok((n, rest.filter(|r| !r.is_empty()))),
+        _ => Err(format!("`-smp {smp}` does not start with a CPU count (like `2` or `2,maxcpus=4`)")),
     }
 }
 
@@ -250,11 +222,7 @@ impl Config {
             plan: PlanOptions {
                 smp,
                 only: self.tests.to_vec(),
-                config_params: self
-                    .params
-                    .iter()
-                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect(),
+                config_params: self.params.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect(),
                 ..user_plan_options(args)
             },
         }
@@ -272,10 +240,7 @@ pub fn default_run(args: &TestArgs) -> GuestRun {
             .into_iter()
             .map(|fw| crate::commands::qemu_config(fw, &args.vm, &args.qemu_args))
             .collect(),
-        plan: PlanOptions {
-            smp: args.vm.smp,
-            ..user_plan_options(args)
-        },
+        plan: PlanOptions { smp: args.vm.smp, ..user_plan_options(args) },
     }
 }
 
@@ -317,8 +282,6 @@ pub fn list_text() -> String {
     for c in CONFIGS {
         out += &format!("{:<12} {}\n", c.name, c.description);
     }
-    out += &format!(
-        "{ALL:<12} {DEFAULT} and all of the above (what --configs means when not given)\n"
-    );
+    out += &format!("{ALL:<12} {DEFAULT} and all of the above (what --configs means when not given)\n");
     out
 }

@@ -79,11 +79,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
         let plan = tests.as_ref().map(|tests| {
             let plan = plan::plan(tests, &run.plan);
             if run.qemu.iter().any(runnable) {
-                let prefix = if run.header {
-                    format!("{}: ", run.name)
-                } else {
-                    String::new()
-                };
+                let prefix = if run.header { format!("{}: ", run.name) } else { String::new() };
                 print_plan_summary(&prefix, tests, &plan);
             }
             plan
@@ -108,11 +104,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
                     let started = Instant::now();
                     tally.add(run_config(booter, cfg, plan, &run.plan, opts)?);
                     if run.header {
-                        eprintln!(
-                            "xtask: configuration {} done in {}",
-                            cfg.label(),
-                            report::secs(started.elapsed())
-                        );
+                        eprintln!("xtask: configuration {} done in {}", cfg.label(), report::secs(started.elapsed()));
                     }
                 }
             }
@@ -123,30 +115,19 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
 
 fn print_header(run: &GuestRun, cfg: &QemuConfig, selection: &str) {
     if run.header {
-        println!(
-            "== configuration {} ({}): {selection} ==",
-            run.name,
-            cfg.firmware.name()
-        );
+        println!("== configuration {} ({}): {selection} ==", run.name, cfg.firmware.name());
     }
 }
 
 fn print_plan_summary(prefix: &str, tests: &[TestInfo], plan: &plan::Plan) {
     let mut notes = Vec::new();
     if plan.examples_dropped > 0 {
-        notes.push(format!(
-            "{} example(s) left out (--examples runs them)",
-            plan.examples_dropped
-        ));
+        notes.push(format!("{} example(s) left out (--examples runs them)", plan.examples_dropped));
     }
     if plan.filtered_out > 0 {
         notes.push(format!("{} filtered out", plan.filtered_out));
     }
-    let notes = if notes.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", notes.join(", "))
-    };
+    let notes = if notes.is_empty() { String::new() } else { format!("; {}", notes.join(", ")) };
     eprintln!(
         "xtask: {prefix}{} guest test(s): {} to run in {} boot(s) per firmware, {} skipped{notes}",
         tests.len(),
@@ -168,15 +149,10 @@ fn list_tests(
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
 ) -> Result<Result<Vec<TestInfo>, String>> {
-    let mut params = crate::cli::boot_params(
-        &[plan_opts.runner_params(), plan_opts.user_params.clone()].concat(),
-    );
+    let mut params = crate::cli::boot_params(&[plan_opts.runner_params(), plan_opts.user_params.clone()].concat());
     params.set("ktest.list", "1")?;
     let name = format!("{}-list", cfg.firmware.name());
-    let run = RunOptions {
-        timeout: Some(scaled(cfg.boot_allowance() + LIST_TIME, opts)),
-        inherit_stdin: false,
-    };
+    let run = RunOptions { timeout: Some(scaled(cfg.boot_allowance() + LIST_TIME, opts)), inherit_stdin: false };
     eprintln!("xtask: listing guest tests ({})", cfg.label());
     let mut list = ListJudge::default();
     let mut tail = Tail::default();
@@ -257,19 +233,10 @@ fn run_boot(
         Some(config) => format!("{config}-{}-{boot_no}", cfg.firmware.name()),
         None => format!("{}-{boot_no}", cfg.firmware.name()),
     };
-    let run = RunOptions {
-        timeout: Some(scaled(cfg.boot_allowance() + boot_plan.tests_time(), opts)),
-        inherit_stdin: false,
-    };
+    let run =
+        RunOptions { timeout: Some(scaled(cfg.boot_allowance() + boot_plan.tests_time(), opts)), inherit_stdin: false };
     if opts.verbose {
-        eprintln!(
-            "xtask: boot {name}: {}",
-            boot_plan
-                .params
-                .to_file_contents()
-                .trim()
-                .replace('\n', " ")
-        );
+        eprintln!("xtask: boot {name}: {}", boot_plan.params.to_file_contents().trim().replace('\n', " "));
     }
     let mut judge = Judge::new(boot_plan.tests.clone());
     let mut tail = Tail::default();
@@ -295,26 +262,18 @@ fn run_boot(
     let boot = boot?;
     let report = judge.finish(boot.exit, boot.elapsed);
     let late_failure = !report.boot_failures.is_empty()
-        || report.verdicts[shown..]
-            .iter()
-            .any(|v| matches!(v.outcome, Outcome::Failed(_)));
+        || report.verdicts[shown..].iter().any(|v| matches!(v.outcome, Outcome::Failed(_)));
     for verdict in &report.verdicts[shown..] {
         println!("{}", report::verdict_line(&label, verdict));
         tally.count(&verdict.outcome);
     }
     for why in &report.boot_failures {
-        println!(
-            "{}",
-            report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why)
-        );
+        println!("{}", report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why));
         tally.failed += 1;
     }
     if report.has_failures() {
         show_failure_context(&mut tail, &boot, opts.verbose, late_failure);
-        println!(
-            "    reproduce: {}",
-            reproduce_command(cfg, boot_plan, opts.kernel.as_deref())
-        );
+        println!("    reproduce: {}", reproduce_command(cfg, boot_plan, opts.kernel.as_deref()));
     } else {
         remove_image(&boot);
     }

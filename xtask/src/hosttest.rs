@@ -51,10 +51,7 @@ pub fn run(filter: Option<&str>, verbose: bool) -> Result<Tally> {
     if let Some(filter) = filter {
         cmd.args(["--", filter]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting cargo test")?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().expect("piped");
     let mut tally = Tally::default();
     let mut in_failures = false;

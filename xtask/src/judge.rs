@@ -74,11 +74,7 @@ pub struct BootReport {
 
 impl BootReport {
     pub fn has_failures(&self) -> bool {
-        !self.boot_failures.is_empty()
-            || self
-                .verdicts
-                .iter()
-                .any(|v| matches!(v.outcome, Outcome::Failed(_)))
+        !self.boot_failures.is_empty() || self.verdicts.iter().any(|v| matches!(v.outcome, Outcome::Failed(_)))
     }
 }
 
@@ -170,8 +166,7 @@ impl Judge {
                     return;
                 };
                 if let Some(r) = self.running.filter(|&r| r != i) {
-                    let why =
-                        format!("no verdict: the guest began `{name}` without finishing this test");
+                    let why = format!("no verdict: the guest began `{name}` without finishing this test");
                     self.settle(r, Outcome::Failed(why), at, None);
                 }
                 if self.state[i] == State::Pending {
@@ -186,10 +181,7 @@ impl Judge {
                 self.reported.0 += 1;
                 let outcome = match self.tests[i].expect {
                     Expect::Ok => Outcome::Passed,
-                    kind => Outcome::Failed(format!(
-                        "expected a {}, but the test returned",
-                        kind.name()
-                    )),
+                    kind => Outcome::Failed(format!("expected a {}, but the test returned", kind.name())),
                 };
                 self.settle(i, outcome, at, Some(Duration::from_micros(elapsed_us)));
             }
@@ -209,11 +201,7 @@ impl Judge {
             }
             Event::Panic { cpu, message } => self.crashed(at, Expect::Panic, cpu, message),
             Event::Fault { cpu, message } => self.crashed(at, Expect::Fault, cpu, message),
-            Event::Done {
-                passed,
-                failed,
-                skipped,
-            } => self.done = Some((passed, failed, skipped)),
+            Event::Done { passed, failed, skipped } => self.done = Some((passed, failed, skipped)),
             Event::List(_) | Event::ListEnd { .. } => {
                 if !self.saw_list {
                     self.saw_list = true;
@@ -228,15 +216,12 @@ impl Judge {
     fn lookup(&mut self, name: &str, keyword: &str) -> Option<usize> {
         match self.tests.iter().position(|t| t.name == name) {
             None => {
-                self.boot_failures.push(format!(
-                    "protocol error: {keyword} for `{name}`, which this boot was not asked to run"
-                ));
+                self.boot_failures
+                    .push(format!("protocol error: {keyword} for `{name}`, which this boot was not asked to run"));
                 None
             }
             Some(i) if self.state[i] == State::Judged => {
-                self.boot_failures.push(format!(
-                    "protocol error: {keyword} for `{name}`, which already has a verdict"
-                ));
+                self.boot_failures.push(format!("protocol error: {keyword} for `{name}`, which already has a verdict"));
                 None
             }
             Some(i) => Some(i),
@@ -249,13 +234,7 @@ impl Judge {
         if self.crash.is_some() {
             return;
         }
-        let crash = Crash {
-            kind,
-            cpu,
-            message,
-            during: self.running,
-            at,
-        };
+        let crash = Crash { kind, cpu, message, during: self.running, at };
         if let Some(r) = self.running {
             let expect = self.tests[r].expect;
             if expect == Expect::Ok {
@@ -279,28 +258,15 @@ impl Judge {
             self.running = None;
         }
         self.last_judged = Some(i);
-        self.verdicts.push(Verdict {
-            name: self.tests[i].name.clone(),
-            outcome,
-            duration,
-        });
+        self.verdicts.push(Verdict { name: self.tests[i].name.clone(), outcome, duration });
     }
 
     /// QEMU ended `at` after it started, in the way `exit` says.
     pub fn finish(mut self, exit: Exit, at: Duration) -> BootReport {
         let (end, ending) = match exit {
-            Exit::Code(EXIT_SUCCESS) => (
-                End::Success,
-                format!("guest exited with success ({EXIT_SUCCESS})"),
-            ),
-            Exit::Code(EXIT_FAILURE) => (
-                End::Failure,
-                format!("guest exited with failure ({EXIT_FAILURE})"),
-            ),
-            Exit::TimedOut => (
-                End::Hang,
-                format!("guest hung: killed after {:.1} s", at.as_secs_f64()),
-            ),
+            Exit::Code(EXIT_SUCCESS) => (End::Success, format!("guest exited with success ({EXIT_SUCCESS})")),
+            Exit::Code(EXIT_FAILURE) => (End::Failure, format!("guest exited with failure ({EXIT_FAILURE})")),
+            Exit::TimedOut => (End::Hang, format!("guest hung: killed after {:.1} s", at.as_secs_f64())),
             Exit::Code(c) => (End::Reset, unexpected_exit(c)),
             Exit::Signal(s) => (End::Reset, format!("QEMU was killed by signal {s}")),
         };
@@ -310,11 +276,7 @@ impl Judge {
             let outcome = self.unfinished_test(r, end, &ending, at);
             // An expected crash ends the test when it is reported, not when
             // QEMU is done exiting.
-            let crash_at = self
-                .crash
-                .as_ref()
-                .filter(|c| c.during == Some(r))
-                .map(|c| c.at);
+            let crash_at = self.crash.as_ref().filter(|c| c.during == Some(r)).map(|c| c.at);
             self.settle(r, outcome, crash_at.unwrap_or(at), None);
         }
 
@@ -322,24 +284,19 @@ impl Judge {
             && crash.during.is_none()
         {
             let place = self.place();
-            self.boot_failures
-                .push(format!("{} ({place})", crash.describe()));
+            self.boot_failures.push(format!("{} ({place})", crash.describe()));
         }
 
-        let pending: Vec<usize> = (0..self.tests.len())
-            .filter(|&i| self.state[i] == State::Pending)
-            .collect();
+        let pending: Vec<usize> = (0..self.tests.len()).filter(|&i| self.state[i] == State::Pending).collect();
         let progressed = !self.verdicts.is_empty();
         // Success with a FAIL line is normal; failure with one is too.
         let clean_failure = end == End::Failure && self.reported.1 > 0;
-        let abnormal = self.crash.is_some()
-            || matches!(end, End::Hang | End::Reset)
-            || (end == End::Failure && !clean_failure);
+        let abnormal =
+            self.crash.is_some() || matches!(end, End::Hang | End::Reset) || (end == End::Failure && !clean_failure);
 
         // An ending no test explains (a hang or reset between tests, a failure
         // exit without a failing test) must still be reported, once.
-        if abnormal && !begun_unjudged && self.crash.is_none() && (progressed || pending.is_empty())
-        {
+        if abnormal && !begun_unjudged && self.crash.is_none() && (progressed || pending.is_empty()) {
             let place = self.place();
             self.boot_failures.push(format!("{ending} ({place})"));
         }
@@ -353,10 +310,7 @@ impl Judge {
                 rerun.push(self.tests[i].clone());
             } else {
                 let why = match &self.crash {
-                    Some(crash) => format!(
-                        "not run: the boot went down before it began: {}",
-                        crash.describe()
-                    ),
+                    Some(crash) => format!("not run: the boot went down before it began: {}", crash.describe()),
                     None => format!("not run: the boot went down before it began: {ending}"),
                 };
                 self.settle(i, Outcome::Failed(why), at, None);
@@ -379,12 +333,7 @@ impl Judge {
             ));
         }
 
-        BootReport {
-            verdicts: self.verdicts,
-            boot_failures: self.boot_failures,
-            rerun,
-            ending,
-        }
+        BootReport { verdicts: self.verdicts, boot_failures: self.boot_failures, rerun, ending }
     }
 
     /// The verdict of test `r`, begun but without a verdict when QEMU ended.
@@ -396,10 +345,8 @@ impl Judge {
         };
         let waited = at.saturating_sub(since).as_secs_f64();
         let kind = test.expect.name();
-        let expected_crash = self
-            .crash
-            .as_ref()
-            .filter(|c| c.during == Some(r) && c.kind == test.expect && test.expect != Expect::Ok);
+        let expected_crash =
+            self.crash.as_ref().filter(|c| c.during == Some(r) && c.kind == test.expect && test.expect != Expect::Ok);
         match (expected_crash, end) {
             (Some(crash), End::Failure) if crash.message.contains(&test.message) => Outcome::Passed,
             (Some(crash), End::Failure) => Outcome::Failed(format!(
@@ -412,9 +359,9 @@ impl Judge {
             (Some(_), _) => Outcome::Failed(format!(
                 "the expected {kind} came, but then the {ending} instead of exiting with failure ({EXIT_FAILURE})"
             )),
-            (None, End::Hang) if test.expect != Expect::Ok => Outcome::Failed(format!(
-                "hung: expected a {kind}, no verdict after {waited:.1} s"
-            )),
+            (None, End::Hang) if test.expect != Expect::Ok => {
+                Outcome::Failed(format!("hung: expected a {kind}, no verdict after {waited:.1} s"))
+            }
             (None, End::Hang) => Outcome::Failed(format!("hung: no verdict after {waited:.1} s")),
             (None, End::Reset) => Outcome::Failed(format!("{ending} during the test")),
             (None, _) if test.expect != Expect::Ok => {
@@ -436,14 +383,8 @@ impl Judge {
 /// What a QEMU exit status other than 33/35 means.
 pub fn unexpected_exit(code: i32) -> String {
     // QEMU's own errors (bad arguments, unreadable image) also exit with 1.
-    let hint = if code == 1 {
-        "; 1 is also QEMU's own error status, see its messages"
-    } else {
-        ""
-    };
-    format!(
-        "guest reset (triple fault?) or powered off unexpectedly (QEMU exit status {code}{hint})"
-    )
+    let hint = if code == 1 { "; 1 is also QEMU's own error status, see its messages" } else { "" };
+    format!("guest reset (triple fault?) or powered off unexpectedly (QEMU exit status {code}{hint})")
 }
 
 /// Judges a recorded boot: `lines` with the time each was seen.
@@ -473,27 +414,21 @@ impl ListJudge {
         match protocol::parse_line(line) {
             Ok(Some(Event::List(test))) => {
                 if self.end.is_some() {
-                    self.errors
-                        .push(format!("LIST line for `{}` after LIST-END", test.name));
+                    self.errors.push(format!("LIST line for `{}` after LIST-END", test.name));
                 } else if self.tests.iter().any(|t| t.name == test.name) {
-                    self.errors
-                        .push(format!("test `{}` listed twice", test.name));
+                    self.errors.push(format!("test `{}` listed twice", test.name));
                 } else {
                     self.tests.push(test);
                 }
             }
             Ok(Some(Event::ListEnd { count })) => self.end = Some(count),
             Ok(Some(Event::Panic { cpu, message })) => {
-                self.errors
-                    .push(format!("panicked on cpu {cpu}: {message}"));
+                self.errors.push(format!("panicked on cpu {cpu}: {message}"));
             }
             Ok(Some(Event::Fault { cpu, message })) => {
-                self.errors
-                    .push(format!("CPU fault on cpu {cpu}: {message}"));
+                self.errors.push(format!("CPU fault on cpu {cpu}: {message}"));
             }
-            Ok(Some(other)) => self.errors.push(format!(
-                "unexpected protocol line in a list boot: {other:?}"
-            )),
+            Ok(Some(other)) => self.errors.push(format!("unexpected protocol line in a list boot: {other:?}")),
             Ok(None) => {}
             Err(e) => self.errors.push(e.to_string()),
         }
@@ -504,25 +439,18 @@ impl ListJudge {
         let mut errors = self.errors;
         match exit {
             Exit::Code(EXIT_SUCCESS) => {}
-            Exit::Code(EXIT_FAILURE) => {
-                errors.push(format!("guest exited with failure ({EXIT_FAILURE})"))
-            }
+            Exit::Code(EXIT_FAILURE) => errors.push(format!("guest exited with failure ({EXIT_FAILURE})")),
             Exit::Code(c) => errors.push(unexpected_exit(c)),
             Exit::Signal(s) => errors.push(format!("QEMU was killed by signal {s}")),
             Exit::TimedOut => errors.push("guest hung: no end of the list in time".into()),
         }
         match self.end {
             None => errors.push("no LIST-END line".into()),
-            Some(n) if n != self.tests.len() => errors.push(format!(
-                "LIST-END says {n} tests but {} were listed",
-                self.tests.len()
-            )),
+            Some(n) if n != self.tests.len() => {
+                errors.push(format!("LIST-END says {n} tests but {} were listed", self.tests.len()))
+            }
             Some(_) => {}
         }
-        if errors.is_empty() {
-            Ok(self.tests)
-        } else {
-            Err(errors.join("; "))
-        }
+        if errors.is_empty() { Ok(self.tests) } else { Err(errors.join("; ")) }
     }
 }

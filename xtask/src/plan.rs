@@ -83,10 +83,7 @@ impl PlanOptions {
     /// Whether the selection and the FILTER keep `name`.
     pub fn selects(&self, name: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|p| p.matches(name)))
-            && self
-                .filter
-                .as_ref()
-                .is_none_or(|f| name.contains(f.as_str()))
+            && self.filter.as_ref().is_none_or(|f| name.contains(f.as_str()))
     }
 
     /// The selection in words, for headers: `bringup::, calls::`, `all tests`,
@@ -117,23 +114,15 @@ pub struct BootPlan {
 impl BootPlan {
     /// A boot running `tests` one after the other (`ktest.run=a,b,c`).
     pub fn new(tests: Vec<TestInfo>, opts: &PlanOptions) -> Self {
-        let run = tests
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let run = tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(",");
         let mut params = BootParams::default();
         // Names and parameters were validated when parsed, so `set` cannot fail
         // on them; a failure would be a bug worth a loud panic.
-        params
-            .set("ktest.run", &run)
-            .expect("test names are valid parameter values");
+        params.set("ktest.run", &run).expect("test names are valid parameter values");
         let runner = opts.runner_params();
         let test_params = tests.iter().flat_map(|t| t.params.iter());
         for (k, v) in runner.iter().chain(test_params).chain(&opts.user_params) {
-            params
-                .set(k, v)
-                .expect("parameters were validated when parsed");
+            params.set(k, v).expect("parameters were validated when parsed");
         }
         // Set again so that no test's or user's parameter can redirect the run
         // (the judge would wait for verdicts of tests that never run).

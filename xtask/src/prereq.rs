@@ -11,8 +11,7 @@ use anyhow::{Context, Result, bail};
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// How to get a QEMU new enough for x2APIC under TCG on Debian 12.
-pub const BACKPORTS_HINT: &str =
-    "add bookworm-backports and apt-get install -t bookworm-backports qemu-system-x86";
+pub const BACKPORTS_HINT: &str = "add bookworm-backports and apt-get install -t bookworm-backports qemu-system-x86";
 
 /// Overrides the OVMF search with a firmware file of one's own.
 pub const OVMF_ENV: &str = "XTASK_OVMF";
@@ -48,10 +47,7 @@ impl Ovmf {
             return Some(Ovmf::Combined(path.to_owned()));
         }
         let vars = path.with_file_name(name.replace("CODE", "VARS"));
-        vars.is_file().then(|| Ovmf::Split {
-            code: path.to_owned(),
-            vars,
-        })
+        vars.is_file().then(|| Ovmf::Split { code: path.to_owned(), vars })
     }
 }
 
@@ -70,10 +66,7 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// The installed QEMU's `(major, minor)`, from `qemu-system-x86_64 --version`.
@@ -88,11 +81,7 @@ pub fn parse_qemu_version(text: &str) -> Option<(u32, u32)> {
     let word = rest.split_whitespace().next()?;
     let mut parts = word.split('.');
     let major = parts.next()?.parse().ok()?;
-    let minor = parts
-        .next()?
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()?;
+    let minor = parts.next()?.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
     Some((major, minor))
 }
 
@@ -117,23 +106,16 @@ pub fn ensure(uefi: bool) -> Result<Host> {
     if !missing.is_empty() {
         install(&missing)?;
     }
-    let qemu = find_program(QEMU)
-        .with_context(|| format!("{QEMU} is still not on PATH after installing it"))?;
+    let qemu = find_program(QEMU).with_context(|| format!("{QEMU} is still not on PATH after installing it"))?;
     let ovmf = if uefi {
-        Some(find_ovmf().with_context(|| {
-            format!(
-                "no OVMF found (looked at ${OVMF_ENV} and {})",
-                OVMF_CANDIDATES.join(", ")
-            )
-        })?)
+        Some(
+            find_ovmf()
+                .with_context(|| format!("no OVMF found (looked at ${OVMF_ENV} and {})", OVMF_CANDIDATES.join(", ")))?,
+        )
     } else {
         None
     };
-    Ok(Host {
-        qemu,
-        version: qemu_version(),
-        ovmf,
-    })
+    Ok(Host { qemu, version: qemu_version(), ovmf })
 }
 
 fn install(packages: &[&str]) -> Result<()> {
@@ -142,11 +124,7 @@ fn install(packages: &[&str]) -> Result<()> {
     if !is_root || find_program("apt-get").is_none() {
         bail!(
             "missing {list}: booting the kernel needs {QEMU}{}. Install with:\n    sudo apt-get install {list}",
-            if packages.contains(&"ovmf") {
-                " and OVMF (UEFI firmware)"
-            } else {
-                ""
-            }
+            if packages.contains(&"ovmf") { " and OVMF (UEFI firmware)" } else { "" }
         );
     }
     eprintln!("xtask: {list} missing; installing: apt-get update && apt-get install -y {list}");

@@ -65,10 +65,7 @@ fn install_panic_hook() {
 }
 
 fn signal(pid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
         // The child may have exited already; nothing to do then.
         let _ = rustix::process::kill_process(pid, sig);
     }
@@ -98,10 +95,7 @@ impl Running {
     /// does not go within two seconds.
     fn terminate(&mut self) -> Result<()> {
         signal(self.child.id(), rustix::process::Signal::TERM);
-        if self
-            .wait_until(Some(Instant::now() + Duration::from_secs(2)))?
-            .is_none()
-        {
+        if self.wait_until(Some(Instant::now() + Duration::from_secs(2)))?.is_none() {
             let _ = self.child.kill();
             self.child.wait().context("waiting for the killed child")?;
             self.reaped = true;
@@ -148,11 +142,7 @@ pub fn run(
         None => Command::new(program),
     };
     cmd.args(args)
-        .stdin(if opts.inherit_stdin {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if opts.inherit_stdin { Stdio::inherit() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
@@ -160,23 +150,12 @@ pub fn run(
     if let Ok(mut pids) = CHILDREN.lock() {
         pids.push(child.id());
     }
-    let mut running = Running {
-        child,
-        reaped: false,
-    };
+    let mut running = Running { child, reaped: false };
 
     let (tx, rx) = mpsc::channel::<(Stream, Option<Vec<u8>>)>();
     let mut readers = Vec::new();
-    let stdout = running
-        .child
-        .stdout
-        .take()
-        .map(|s| (Stream::Stdout, Box::new(s) as Box<dyn Read + Send>));
-    let stderr = running
-        .child
-        .stderr
-        .take()
-        .map(|s| (Stream::Stderr, Box::new(s) as Box<dyn Read + Send>));
+    let stdout = running.child.stdout.take().map(|s| (Stream::Stdout, Box::new(s) as Box<dyn Read + Send>));
+    let stderr = running.child.stderr.take().map(|s| (Stream::Stderr, Box::new(s) as Box<dyn Read + Send>));
     for (stream, mut pipe) in [stdout, stderr].into_iter().flatten() {
         let tx = tx.clone();
         readers.push(thread::spawn(move || {
@@ -230,11 +209,7 @@ pub fn run(
     }
 
     // Both pipes closed: QEMU is exiting; give it until the deadline.
-    let status = if timed_out {
-        None
-    } else {
-        running.wait_until(deadline)?
-    };
+    let status = if timed_out { None } else { running.wait_until(deadline)? };
     let exit = match status {
         Some(status) => exit_of(status),
         None => {

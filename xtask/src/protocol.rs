@@ -155,37 +155,14 @@ impl TestInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     List(TestInfo),
-    ListEnd {
-        count: usize,
-    },
-    Begin {
-        name: String,
-    },
-    Pass {
-        name: String,
-        elapsed_us: u64,
-    },
-    Fail {
-        name: String,
-        message: String,
-    },
-    Skip {
-        name: String,
-        reason: String,
-    },
-    Panic {
-        cpu: u32,
-        message: String,
-    },
-    Fault {
-        cpu: u32,
-        message: String,
-    },
-    Done {
-        passed: u32,
-        failed: u32,
-        skipped: u32,
-    },
+    ListEnd { count: usize },
+    Begin { name: String },
+    Pass { name: String, elapsed_us: u64 },
+    Fail { name: String, message: String },
+    Skip { name: String, reason: String },
+    Panic { cpu: u32, message: String },
+    Fault { cpu: u32, message: String },
+    Done { passed: u32, failed: u32, skipped: u32 },
 }
 
 /// A line that starts with [`PREFIX`] but breaks the protocol.
@@ -237,10 +214,7 @@ pub fn parse_line(raw: &str) -> Result<Option<Event>, ProtocolError> {
     let Some(body) = line.strip_prefix(PREFIX) else {
         return Ok(None);
     };
-    let err = |reason: String| ProtocolError {
-        line: line.to_owned(),
-        reason,
-    };
+    let err = |reason: String| ProtocolError { line: line.to_owned(), reason };
     let (keyword, rest) = match body.split_once('\t') {
         Some((k, r)) => (k, Some(r)),
         None => (body, None),
@@ -251,20 +225,14 @@ pub fn parse_line(raw: &str) -> Result<Option<Event>, ProtocolError> {
         let rest = rest.ok_or_else(|| err(format!("`{keyword}` needs {n} field(s), got none")))?;
         let parts: Vec<&str> = rest.splitn(n, '\t').collect();
         if parts.len() != n {
-            return Err(err(format!(
-                "`{keyword}` needs {n} field(s), got {}",
-                parts.len()
-            )));
+            return Err(err(format!("`{keyword}` needs {n} field(s), got {}", parts.len())));
         }
         Ok(parts)
     };
     let exact = |n: usize| -> Result<Vec<&str>, ProtocolError> {
         let parts: Vec<&str> = rest.map(|r| r.split('\t').collect()).unwrap_or_default();
         if parts.len() != n {
-            return Err(err(format!(
-                "`{keyword}` needs exactly {n} field(s), got {}",
-                parts.len()
-            )));
+            return Err(err(format!("`{keyword}` needs exactly {n} field(s), got {}", parts.len())));
         }
         Ok(parts)
     };
@@ -275,46 +243,29 @@ pub fn parse_line(raw: &str) -> Result<Option<Event>, ProtocolError> {
         }
         "LIST-END" => {
             let f = exact(1)?;
-            Event::ListEnd {
-                count: number(f[0], "count").map_err(err)?,
-            }
+            Event::ListEnd { count: number(f[0], "count").map_err(err)? }
         }
         "BEGIN" => {
             let f = exact(1)?;
-            Event::Begin {
-                name: test_name(f[0]).map_err(err)?,
-            }
+            Event::Begin { name: test_name(f[0]).map_err(err)? }
         }
         "PASS" => {
             let f = exact(2)?;
-            Event::Pass {
-                name: test_name(f[0]).map_err(err)?,
-                elapsed_us: number(f[1], "elapsed_us").map_err(err)?,
-            }
+            Event::Pass { name: test_name(f[0]).map_err(err)?, elapsed_us: number(f[1], "elapsed_us").map_err(err)? }
         }
         "FAIL" => {
             let f = fields(2)?;
-            Event::Fail {
-                name: test_name(f[0]).map_err(err)?,
-                message: f[1].to_owned(),
-            }
+            Event::Fail { name: test_name(f[0]).map_err(err)?, message: f[1].to_owned() }
         }
         "SKIP" => {
             let f = fields(2)?;
-            Event::Skip {
-                name: test_name(f[0]).map_err(err)?,
-                reason: f[1].to_owned(),
-            }
+            Event::Skip { name: test_name(f[0]).map_err(err)?, reason: f[1].to_owned() }
         }
         "PANIC" | "FAULT" => {
             let f = fields(2)?;
             let cpu = number(f[0], "cpu").map_err(err)?;
             let message = f[1].to_owned();
-            if keyword == "PANIC" {
-                Event::Panic { cpu, message }
-            } else {
-                Event::Fault { cpu, message }
-            }
+            if keyword == "PANIC" { Event::Panic { cpu, message } } else { Event::Fault { cpu, message } }
         }
         "DONE" => {
             let f = exact(3)?;
@@ -376,16 +327,13 @@ fn test_name(s: &str) -> Result<String, String> {
         return Err("empty test name".into());
     }
     if s.contains(|c: char| c == ',' || c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "test name `{s}` contains `,`, whitespace or a control character"
-        ));
+        return Err(format!("test name `{s}` contains `,`, whitespace or a control character"));
     }
     Ok(s.to_owned())
 }
 
 fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("{what} `{s}` is not a number"))
+    s.parse().map_err(|_| format!("{what} `{s}` is not a number"))
 }
 
 fn flag(s: &str, what: &str) -> Result<bool, String> {
@@ -400,21 +348,13 @@ fn flag(s: &str, what: &str) -> Result<bool, String> {
 fn test_params(s: &str) -> Result<Vec<(String, String)>, String> {
     let words: Vec<&str> = s.split(';').filter(|w| !w.is_empty()).collect();
     bootimage::BootParams::parse(words.iter().copied()).map_err(|e| format!("params: {e}"))?;
-    Ok(words
-        .iter()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect())
+    Ok(words.iter().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
 /// The `LIST` line the kernel prints for `test` (used by the tests of this
 /// crate and as an executable statement of the format).
 pub fn format_list_line(test: &TestInfo) -> String {
-    let params: Vec<String> = test
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let params: Vec<String> = test.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "{PREFIX}LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={}\texample={}\tparams={}\tmessage={}",
         test.name,

@@ -55,8 +55,7 @@ impl QemuConfig {
 
     /// Time from power-on to the first test.
     pub fn boot_allowance(&self) -> Duration {
-        self.boot_allowance
-            .unwrap_or_else(|| crate::plan::boot_allowance(self.firmware))
+        self.boot_allowance.unwrap_or_else(|| crate::plan::boot_allowance(self.firmware))
     }
 }
 
@@ -69,12 +68,7 @@ fn with_opts(value: String, opts: Option<&str>) -> String {
 
 /// The arguments for booting `image`. `vars` is where a writable copy of a
 /// split OVMF's variable store lives (see [`prepare_firmware`]).
-pub fn command_args(
-    cfg: &QemuConfig,
-    image: &Path,
-    ovmf: Option<&Ovmf>,
-    vars: &Path,
-) -> Vec<String> {
+pub fn command_args(cfg: &QemuConfig, image: &Path, ovmf: Option<&Ovmf>, vars: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
         cfg.machine_arg(),
@@ -98,10 +92,7 @@ pub fn command_args(
             Some(Ovmf::Combined(path)) => args.extend(["-bios".into(), path.display().to_string()]),
             Some(Ovmf::Split { code, .. }) => args.extend([
                 "-drive".into(),
-                format!(
-                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                    code.display()
-                ),
+                format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()),
                 "-drive".into(),
                 format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
             ]),
@@ -123,8 +114,7 @@ pub fn prepare_firmware(ovmf: Option<&Ovmf>, dir: &Path) -> Result<PathBuf> {
     let vars = dir.join("OVMF_VARS.fd");
     if let Some(Ovmf::Split { vars: template, .. }) = ovmf {
         std::fs::create_dir_all(dir)?;
-        std::fs::copy(template, &vars)
-            .with_context(|| format!("copying {}", template.display()))?;
+        std::fs::copy(template, &vars).with_context(|| format!("copying {}", template.display()))?;
     }
     Ok(vars)
 }
@@ -141,10 +131,7 @@ pub fn requirements(cfg: &QemuConfig) -> Vec<Requirement> {
     let wants_x2apic = |s: &str| s.contains("x2apic=on") || s.contains("+x2apic");
     let mut out = Vec::new();
     if cfg.cpu.as_deref().is_some_and(wants_x2apic) || cfg.extra.iter().any(|a| wants_x2apic(a)) {
-        out.push(Requirement {
-            min_version: (8, 1),
-            what: "x2APIC under TCG".into(),
-        });
+        out.push(Requirement { min_version: (8, 1), what: "x2APIC under TCG".into() });
     } else if cfg.smp > 255 {
         out.push(Requirement {
             min_version: (8, 1),
@@ -157,16 +144,11 @@ pub fn requirements(cfg: &QemuConfig) -> Vec<Requirement> {
 /// Why `cfg` cannot run on QEMU `version`, with the way to fix it; `None`
 /// when it can.
 pub fn unmet_requirement(cfg: &QemuConfig, version: Option<(u32, u32)>) -> Option<String> {
-    let req = requirements(cfg)
-        .into_iter()
-        .find(|r| version.is_none_or(|v| v < r.min_version))?;
+    let req = requirements(cfg).into_iter().find(|r| version.is_none_or(|v| v < r.min_version))?;
     let found = match version {
         Some((a, b)) => format!("{a}.{b}"),
         None => "an unknown version".into(),
     };
     let (a, b) = req.min_version;
-    Some(format!(
-        "{} needs QEMU >= {a}.{b}, found {found}; to enable: {BACKPORTS_HINT}",
-        req.what
-    ))
+    Some(format!("{} needs QEMU >= {a}.{b}, found {found}; to enable: {BACKPORTS_HINT}", req.what))
 }

@@ -45,10 +45,7 @@ impl Tally {
 
 /// `guest bios/smp4 boot::heap_works ... ok (0.41s)`.
 pub fn verdict_line(label: &str, verdict: &Verdict) -> String {
-    let time = verdict
-        .duration
-        .map(|d| format!(" ({:.2}s)", d.as_secs_f64()))
-        .unwrap_or_default();
+    let time = verdict.duration.map(|d| format!(" ({:.2}s)", d.as_secs_f64())).unwrap_or_default();
     let name = &verdict.name;
     match &verdict.outcome {
         Outcome::Passed => format!("guest {label} {name} ... ok{time}"),
@@ -89,11 +86,7 @@ impl Tail {
     pub fn take_unshown(&mut self) -> Vec<String> {
         let from = self.shown_up_to;
         self.shown_up_to = self.seen;
-        self.lines
-            .iter()
-            .filter(|(n, _)| *n > from)
-            .map(|(_, l)| l.clone())
-            .collect()
+        self.lines.iter().filter(|(n, _)| *n > from).map(|(_, l)| l.clone()).collect()
     }
 }
 

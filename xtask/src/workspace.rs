@@ -28,10 +28,7 @@ pub fn target_dir() -> PathBuf {
 /// so that concurrent runs never share files.
 pub fn new_run_dir() -> Result<PathBuf> {
     let base = target_dir().join("xtask");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let dir = base.join(format!("{}-{}", timestamp(now), std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     prune(&base);
@@ -44,11 +41,7 @@ fn prune(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
-    let mut runs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut runs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     // Names start with a zero-padded UTC time, so they sort by age.
     runs.sort();
     let excess = runs.len().saturating_sub(RUNS_KEPT);
@@ -71,19 +64,12 @@ pub fn timestamp(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// `path` relative to the current directory when it is below it: shorter
 /// to read and to paste.
 pub fn display(path: &Path) -> String {
-    let rel = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
+    let rel = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned));
     rel.unwrap_or_else(|| path.to_owned()).display().to_string()
 }

@@ -16,9 +16,7 @@ fn error(args: &[&str]) -> (ErrorKind, String) {
 
 #[test]
 fn test_defaults() {
-    let Command::Test(t) = parse(&["test"]).unwrap().command else {
-        panic!()
-    };
+    let Command::Test(t) = parse(&["test"]).unwrap().command else { panic!() };
     assert_eq!(t.firmware, FirmwareChoice::All);
     assert_eq!(t.vm.smp, 4);
     assert_eq!(t.vm.memory, "256M");
@@ -53,45 +51,25 @@ fn test_with_everything() {
         "int",
     ])
     .unwrap();
-    let Command::Test(t) = cli.command else {
-        panic!()
-    };
+    let Command::Test(t) = cli.command else { panic!() };
     assert_eq!(t.vm.smp, 8);
     assert_eq!(t.firmware.firmwares(), vec![bootimage::Firmware::Uefi]);
     assert_eq!(t.vm.machine, Machine::Q35);
     assert_eq!(t.vm.cpu.as_deref(), Some("qemu64,x2apic=on"));
     assert!(t.examples && t.no_host);
-    assert_eq!(
-        t.params,
-        vec![
-            ("smp.parallel".into(), "0".into()),
-            ("log".into(), "debug".into())
-        ]
-    );
+    assert_eq!(t.params, vec![("smp.parallel".into(), "0".into()), ("log".into(), "debug".into())]);
     assert_eq!(t.filter.as_deref(), Some("boot::"));
     assert_eq!(t.qemu_args, ["-d", "int"]);
 }
 
 #[test]
 fn qemu_defaults_and_options() {
-    let Command::Qemu(q) = parse(&["qemu"]).unwrap().command else {
-        panic!()
-    };
+    let Command::Qemu(q) = parse(&["qemu"]).unwrap().command else { panic!() };
     assert_eq!(q.firmware, FirmwareArg::Bios);
     assert_eq!(q.timeout, None);
     assert!(!q.keep_running);
-    let Command::Qemu(q) = parse(&[
-        "qemu",
-        "--keep-running",
-        "--timeout",
-        "30",
-        "--memory",
-        "1G",
-        "--",
-        "-s",
-    ])
-    .unwrap()
-    .command
+    let Command::Qemu(q) =
+        parse(&["qemu", "--keep-running", "--timeout", "30", "--memory", "1G", "--", "-s"]).unwrap().command
     else {
         panic!()
     };
@@ -103,26 +81,14 @@ fn qemu_defaults_and_options() {
 
 #[test]
 fn image_options() {
-    let Command::Image(i) = parse(&[
-        "image",
-        "--firmware",
-        "bios",
-        "--test-kernel",
-        "-p",
-        "ktest.list=1",
-    ])
-    .unwrap()
-    .command
+    let Command::Image(i) =
+        parse(&["image", "--firmware", "bios", "--test-kernel", "-p", "ktest.list=1"]).unwrap().command
     else {
         panic!()
     };
     assert_eq!(i.firmware, FirmwareChoice::Bios);
     assert!(i.test_kernel);
-    assert_eq!(
-        i.params,
-        vec![("ktest.list".into(), "1".into())],
-        "image may set ktest.*"
-    );
+    assert_eq!(i.params, vec![("ktest.list".into(), "1".into())], "image may set ktest.*");
 }
 
 #[test]
@@ -130,16 +96,10 @@ fn unknown_firmware_is_rejected_with_the_choices() {
     for cmd in ["test", "qemu", "image"] {
         let (kind, msg) = error(&[cmd, "--firmware", "floppy"]);
         assert_eq!(kind, ErrorKind::InvalidValue, "{cmd}");
-        assert!(
-            msg.contains("floppy") && msg.contains("bios") && msg.contains("uefi"),
-            "{msg}"
-        );
+        assert!(msg.contains("floppy") && msg.contains("bios") && msg.contains("uefi"), "{msg}");
     }
     // `all` is for commands that boot more than once, not for `qemu`.
-    assert_eq!(
-        error(&["qemu", "--firmware", "all"]).0,
-        ErrorKind::InvalidValue
-    );
+    assert_eq!(error(&["qemu", "--firmware", "all"]).0, ErrorKind::InvalidValue);
 }
 
 #[test]
@@ -172,36 +132,19 @@ fn runner_parameters_are_the_runners() {
 
 #[test]
 fn contradictory_or_unknown_flags() {
-    assert_eq!(
-        error(&["test", "--no-host", "--no-guest"]).0,
-        ErrorKind::ArgumentConflict
-    );
-    assert_eq!(
-        error(&["test", "--enable-kvm"]).0,
-        ErrorKind::UnknownArgument
-    );
+    assert_eq!(error(&["test", "--no-host", "--no-guest"]).0, ErrorKind::ArgumentConflict);
+    assert_eq!(error(&["test", "--enable-kvm"]).0, ErrorKind::UnknownArgument);
     assert_eq!(error(&["boot"]).0, ErrorKind::InvalidSubcommand);
-    assert_eq!(
-        error(&[]).0,
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
+    assert_eq!(error(&[]).0, ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
 }
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [
-        &["--help"][..],
-        &["test", "--help"],
-        &["qemu", "--help"],
-        &["image", "--help"],
-    ] {
+    for cmd in [&["--help"][..], &["test", "--help"], &["qemu", "--help"], &["image", "--help"]] {
         let (kind, text) = error(cmd);
         assert_eq!(kind, ErrorKind::DisplayHelp);
         assert!(text.contains("Usage: cargo xtask"), "{text}");
     }
     let (_, text) = error(&["qemu", "--help"]);
-    assert!(
-        text.contains("124") && text.contains("--keep-running"),
-        "exit codes documented: {text}"
-    );
+    assert!(text.contains("124") && text.contains("--keep-running"), "exit codes documented: {text}");
 }

@@ -18,9 +18,7 @@ use xtask::qemu::{QemuConfig, command_args, unmet_requirement};
 
 fn parse(args: &[&str]) -> Result<TestArgs, clap::Error> {
     let cli = Cli::try_parse_from(["cargo-xtask", "test"].iter().chain(args))?;
-    let Command::Test(t) = cli.command else {
-        panic!("not a test command")
-    };
+    let Command::Test(t) = cli.command else { panic!("not a test command") };
     Ok(t)
 }
 
@@ -29,9 +27,7 @@ fn names(args: &[&str]) -> Vec<&'static str> {
 }
 
 fn run<'a>(runs: &'a [GuestRun], name: &str) -> &'a GuestRun {
-    runs.iter()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("no run {name}"))
+    runs.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no run {name}"))
 }
 
 /// The runs of `--configs all` with the user's `args`.
@@ -41,13 +37,7 @@ fn all_runs(args: &[&str]) -> Vec<GuestRun> {
 
 fn qemu_line(cfg: &QemuConfig) -> String {
     let ovmf = Ovmf::Combined(PathBuf::from("/usr/share/ovmf/OVMF.fd"));
-    command_args(
-        cfg,
-        Path::new("/t/disk.img"),
-        Some(&ovmf),
-        Path::new("/t/vars.fd"),
-    )
-    .join(" ")
+    command_args(cfg, Path::new("/t/disk.img"), Some(&ovmf), Path::new("/t/vars.fd")).join(" ")
 }
 
 /// The QEMU line of configuration `name` under `firmware`, with the
@@ -75,10 +65,7 @@ fn guest_list() -> Vec<TestInfo> {
         info("bringup::every_present_cpu_is_online", 1),
         info("bringup::expected_cpu_count_is_online", 1),
         info("bringup::every_online_cpu_answers_an_ipi", 2),
-        info(
-            "bringup::a_failing_setup_step_leaves_only_that_cpu_offline",
-            4,
-        ),
+        info("bringup::a_failing_setup_step_leaves_only_that_cpu_offline", 4),
         info("calls::call_all_reaches_every_online_cpu", 2),
         info("calls::call_single_runs_there", 2),
         info("hotplug::bringup::looks_like_a_module", 2),
@@ -88,12 +75,7 @@ fn guest_list() -> Vec<TestInfo> {
 
 fn planned(run: &GuestRun) -> (Vec<String>, Vec<String>) {
     let p = plan(&guest_list(), &run.plan);
-    let ran = p
-        .boots
-        .iter()
-        .flat_map(|b| &b.tests)
-        .map(|t| t.name.clone())
-        .collect();
+    let ran = p.boots.iter().flat_map(|b| &b.tests).map(|t| t.name.clone()).collect();
     let skipped = p.skipped.iter().map(|(t, _)| t.name.clone()).collect();
     (ran, skipped)
 }
@@ -103,18 +85,7 @@ fn planned(run: &GuestRun) -> (Vec<String>, Vec<String>) {
 #[test]
 fn configs_default_to_all_in_table_order_with_default_first() {
     let all = names(&[]);
-    assert_eq!(
-        all,
-        [
-            "default",
-            "smp1",
-            "smp2",
-            "smp8",
-            "maxcpus",
-            "x2apic",
-            "x2apic-300"
-        ]
-    );
+    assert_eq!(all, ["default", "smp1", "smp2", "smp8", "maxcpus", "x2apic", "x2apic-300"]);
     assert_eq!(names(&["--configs", "all"]), all);
     assert_eq!(names(&["--configs", "smp8,all"]), all);
     assert!(!parse(&[]).unwrap().list_configs);
@@ -127,35 +98,19 @@ fn configs_default_is_the_standard_run_alone() {
     assert!(sel.configs.is_empty());
     let runs = guest_runs(&parse(&["--configs", "default"]).unwrap());
     assert_eq!(runs.len(), 1);
-    assert!(
-        !runs[0].header,
-        "the default run alone looks as it always did"
-    );
+    assert!(!runs[0].header, "the default run alone looks as it always did");
     assert!(runs[0].plan.only.is_empty() && runs[0].plan.config_params.is_empty());
 }
 
 #[test]
 fn configs_list_runs_in_table_order_each_once() {
-    assert_eq!(
-        names(&["--configs", "default,smp8,x2apic"]),
-        ["default", "smp8", "x2apic"]
-    );
-    assert_eq!(
-        names(&["--configs", "x2apic,smp8,x2apic,default"]),
-        ["default", "smp8", "x2apic"]
-    );
-    assert_eq!(
-        names(&["--configs", "smp8,maxcpus,x2apic,x2apic-300"]),
-        ["smp8", "maxcpus", "x2apic", "x2apic-300"]
-    );
+    assert_eq!(names(&["--configs", "default,smp8,x2apic"]), ["default", "smp8", "x2apic"]);
+    assert_eq!(names(&["--configs", "x2apic,smp8,x2apic,default"]), ["default", "smp8", "x2apic"]);
+    assert_eq!(names(&["--configs", "smp8,maxcpus,x2apic,x2apic-300"]), ["smp8", "maxcpus", "x2apic", "x2apic-300"]);
     let runs = guest_runs(&parse(&["--configs", "smp1"]).unwrap());
     assert_eq!(runs.len(), 1);
     assert!(runs[0].header, "a named configuration always has a header");
-    assert!(
-        guest_runs(&parse(&["--configs", "default,smp1"]).unwrap())
-            .iter()
-            .all(|r| r.header)
-    );
+    assert!(guest_runs(&parse(&["--configs", "default,smp1"]).unwrap()).iter().all(|r| r.header));
 }
 
 #[test]
@@ -201,10 +156,7 @@ fn help_says_the_machine_options_shape_default_only() {
     let e = parse(&["--help"]).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("--configs") && text.contains("--list-configs"));
-    assert!(
-        text.contains("shape the `default` configuration only"),
-        "{text}"
-    );
+    assert!(text.contains("shape the `default` configuration only"), "{text}");
 }
 
 // --- smp.expect_cpus ---------------------------------------------------
@@ -226,33 +178,20 @@ fn maxcpus_tells_the_guest_the_cpus_present_not_the_maximum() {
     let runs = all_runs(&[]);
     let maxcpus = run(&runs, "maxcpus");
     assert_eq!(maxcpus.plan.smp, 2);
-    assert!(
-        maxcpus
-            .plan
-            .runner_params()
-            .contains(&(EXPECT_CPUS.into(), "2".into()))
-    );
+    assert!(maxcpus.plan.runner_params().contains(&(EXPECT_CPUS.into(), "2".into())));
     let p = plan(&guest_list(), &maxcpus.plan);
     for boot in &p.boots {
         assert_eq!(boot.params.get(EXPECT_CPUS), Some("2"));
     }
     // Tests needing more than the 2 present CPUs are skipped, as usual.
     let (ran, skipped) = planned(maxcpus);
-    assert_eq!(
-        skipped,
-        ["bringup::a_failing_setup_step_leaves_only_that_cpu_offline"]
-    );
+    assert_eq!(skipped, ["bringup::a_failing_setup_step_leaves_only_that_cpu_offline"]);
     assert!(ran.contains(&"bringup::every_online_cpu_answers_an_ipi".to_owned()));
     assert!(p.skipped[0].1.contains("running with 2"), "{:?}", p.skipped);
 
     let x300 = run(&runs, "x2apic-300");
     assert_eq!(x300.plan.smp, 300);
-    assert_eq!(
-        plan(&guest_list(), &x300.plan).boots[0]
-            .params
-            .get(EXPECT_CPUS),
-        Some("300")
-    );
+    assert_eq!(plan(&guest_list(), &x300.plan).boots[0].params.get(EXPECT_CPUS), Some("300"));
     for r in &runs {
         for cfg in &r.qemu {
             assert_eq!(cfg.smp, r.plan.smp, "{}", r.name);
@@ -279,21 +218,12 @@ fn configurations_run_their_part_of_the_tests() {
     assert!(skipped.is_empty());
 
     let (ran, skipped) = planned(run(&runs, "smp1"));
-    assert_eq!(
-        ran,
-        [
-            "bringup::every_present_cpu_is_online",
-            "bringup::expected_cpu_count_is_online"
-        ]
-    );
+    assert_eq!(ran, ["bringup::every_present_cpu_is_online", "bringup::expected_cpu_count_is_online"]);
     assert_eq!(skipped.len(), 2, "{skipped:?}");
 
     let (ran, _) = planned(run(&runs, "x2apic"));
     assert_eq!(ran.len(), 6, "bringup:: and calls:: : {ran:?}");
-    assert!(
-        ran.iter()
-            .all(|n| n.starts_with("bringup::") || n.starts_with("calls::"))
-    );
+    assert!(ran.iter().all(|n| n.starts_with("bringup::") || n.starts_with("calls::")));
 
     let x300 = run(&runs, "x2apic-300");
     let (ran, skipped) = planned(x300);
@@ -306,11 +236,7 @@ fn configurations_run_their_part_of_the_tests() {
         ]
     );
     assert!(skipped.is_empty());
-    assert_eq!(
-        plan(&guest_list(), &x300.plan).boots.len(),
-        1,
-        "one shared boot of 300 CPUs"
-    );
+    assert_eq!(plan(&guest_list(), &x300.plan).boots.len(), 1, "one shared boot of 300 CPUs");
     // Exact names: a longer name with the same start is not one of them.
     let mut longer = guest_list();
     longer.push(info("bringup::every_present_cpu_is_online_twice", 1));
@@ -348,10 +274,7 @@ fn the_user_filter_intersects_every_configuration() {
         }
     }
     let smp8 = run(&all_runs(&["ipi"]), "smp8").plan.describe_selection();
-    assert!(
-        smp8.contains("bringup::") && smp8.contains("\"ipi\""),
-        "{smp8}"
-    );
+    assert!(smp8.contains("bringup::") && smp8.contains("\"ipi\""), "{smp8}");
 }
 
 // --- QEMU command lines ------------------------------------------------
@@ -361,17 +284,10 @@ fn plain_smp_configurations_boot_pc_under_both_firmwares() {
     let runs = all_runs(&[]);
     for (name, n) in [("smp1", 1), ("smp2", 2), ("smp8", 8)] {
         let r = run(&runs, name);
-        assert_eq!(
-            r.qemu.iter().map(|c| c.firmware).collect::<Vec<_>>(),
-            [Firmware::Bios, Firmware::Uefi],
-            "{name}"
-        );
+        assert_eq!(r.qemu.iter().map(|c| c.firmware).collect::<Vec<_>>(), [Firmware::Bios, Firmware::Uefi], "{name}");
         for cfg in &r.qemu {
             let line = qemu_line(cfg);
-            assert!(
-                line.starts_with(&format!("-machine pc -smp {n} -m 256M ")),
-                "{line}"
-            );
+            assert!(line.starts_with(&format!("-machine pc -smp {n} -m 256M ")), "{line}");
             assert!(!line.contains("-cpu"), "{line}");
             assert_eq!(unmet_requirement(cfg, Some((7, 2))), None);
         }
@@ -404,10 +320,7 @@ fn x2apic_needs_qemu_8_1() {
     assert!(line.contains("-cpu qemu64,x2apic=on"), "{line}");
     let why = unmet_requirement(cfg, Some((7, 2))).expect("7.2 has no TCG x2APIC");
     assert!(why.contains("QEMU >= 8.1"), "{why}");
-    assert!(
-        why.contains("apt-get install -t bookworm-backports"),
-        "{why}"
-    );
+    assert!(why.contains("apt-get install -t bookworm-backports"), "{why}");
     assert_eq!(unmet_requirement(cfg, Some((8, 1))), None);
     assert_eq!(unmet_requirement(cfg, Some((10, 0))), None);
 }
@@ -434,10 +347,7 @@ fn x2apic_300_is_the_big_machine() {
 
     let p = plan(&guest_list(), &r.plan);
     assert_eq!(p.boots[0].params.get("smp.fast_start"), Some("1"));
-    assert!(
-        cfg.boot_allowance() >= Duration::from_secs(120),
-        "300 CPUs under TCG take ~25 s to come up"
-    );
+    assert!(cfg.boot_allowance() >= Duration::from_secs(120), "300 CPUs under TCG take ~25 s to come up");
     assert!(cfg.boot_allowance() + p.boots[0].tests_time() > p.boots[0].timeout(Firmware::Bios));
 
     // A hand reproduction boots the same machine.
@@ -490,10 +400,7 @@ fn the_machine_options_shape_default_only() {
     assert_eq!(default.qemu[0].label(), "uefi/smp3");
     assert_eq!(default.plan.smp, 3);
     let line = qemu_line(&default.qemu[0]);
-    assert!(
-        line.starts_with("-machine q35 -smp 3 -m 1G ") && line.contains("-cpu max -d int"),
-        "{line}"
-    );
+    assert!(line.starts_with("-machine q35 -smp 3 -m 1G ") && line.contains("-cpu max -d int"), "{line}");
 
     let smp8 = run(&runs, "smp8");
     assert_eq!(smp8.qemu.len(), 2, "--firmware is the default's");
@@ -508,12 +415,7 @@ fn the_machine_options_shape_default_only() {
     assert!(x300.contains("-m 512M "), "its own memory: {x300}");
     assert!(x300.ends_with("-d int"), "{x300}");
     for r in &runs {
-        assert_eq!(
-            r.plan.user_params,
-            [("log".to_owned(), "debug".to_owned())],
-            "{}",
-            r.name
-        );
+        assert_eq!(r.plan.user_params, [("log".to_owned(), "debug".to_owned())], "{}", r.name);
     }
 }
 
@@ -522,19 +424,13 @@ fn default_run_is_unchanged() {
     let runs = all_runs(&[]);
     assert_eq!(runs[0].name, "default");
     let default = &runs[0];
-    assert_eq!(
-        default.qemu.iter().map(|c| c.label()).collect::<Vec<_>>(),
-        ["bios/smp4", "uefi/smp4"]
-    );
+    assert_eq!(default.qemu.iter().map(|c| c.label()).collect::<Vec<_>>(), ["bios/smp4", "uefi/smp4"]);
     assert_eq!(
         qemu_line(&default.qemu[0]),
         "-machine pc -smp 4 -m 256M -display none -no-reboot -serial stdio \
          -device isa-debug-exit,iobase=0xf4,iosize=0x04 -drive format=raw,file=/t/disk.img"
     );
-    assert_eq!(
-        default.plan.runner_params(),
-        [(EXPECT_CPUS.to_owned(), "4".to_owned())]
-    );
+    assert_eq!(default.plan.runner_params(), [(EXPECT_CPUS.to_owned(), "4".to_owned())]);
     assert_eq!(default.qemu[0].boot_allowance(), Duration::from_secs(15));
     assert_eq!(default.qemu[1].boot_allowance(), Duration::from_secs(40));
 }

@@ -20,21 +20,13 @@ fn cargo_test_result_lines() {
         parse_result_line(
             "test result: ok. 12 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.01s"
         ),
-        Some(Counts {
-            passed: 12,
-            failed: 0,
-            ignored: 3
-        })
+        Some(Counts { passed: 12, failed: 0, ignored: 3 })
     );
     assert_eq!(
         parse_result_line(
             "test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 5 filtered out; finished in 1.00s"
         ),
-        Some(Counts {
-            passed: 1,
-            failed: 2,
-            ignored: 0
-        })
+        Some(Counts { passed: 1, failed: 2, ignored: 0 })
     );
     assert_eq!(parse_result_line("test foo ... ok"), None);
     assert_eq!(parse_result_line("test result: ok. lots passed"), None);
@@ -44,27 +36,13 @@ fn cargo_test_result_lines() {
 #[test]
 fn qemu_versions() {
     assert_eq!(
-        parse_qemu_version(
-            "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"
-        ),
+        parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"),
         Some((10, 0))
     );
-    assert_eq!(
-        parse_qemu_version("QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u12)"),
-        Some((7, 2))
-    );
-    assert_eq!(
-        parse_qemu_version("QEMU emulator version 8.1.0"),
-        Some((8, 1))
-    );
-    assert_eq!(
-        parse_qemu_version("QEMU emulator version 9.2.50rc1"),
-        Some((9, 2))
-    );
-    assert_eq!(
-        parse_qemu_version("qemu-system-x86_64: command not found"),
-        None
-    );
+    assert_eq!(parse_qemu_version("QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u12)"), Some((7, 2)));
+    assert_eq!(parse_qemu_version("QEMU emulator version 8.1.0"), Some((8, 1)));
+    assert_eq!(parse_qemu_version("QEMU emulator version 9.2.50rc1"), Some((9, 2)));
+    assert_eq!(parse_qemu_version("qemu-system-x86_64: command not found"), None);
     assert_eq!(parse_qemu_version(""), None);
 }
 
@@ -86,27 +64,14 @@ fn cfg() -> QemuConfig {
 #[test]
 fn x2apic_needs_qemu_8_1_and_says_how_to_get_it() {
     let mut c = cfg();
-    assert_eq!(
-        unmet_requirement(&c, Some((7, 2))),
-        None,
-        "plain configs run anywhere"
-    );
+    assert_eq!(unmet_requirement(&c, Some((7, 2))), None, "plain configs run anywhere");
     c.cpu = Some("qemu64,x2apic=on".into());
     let why = unmet_requirement(&c, Some((7, 2))).expect("7.2 lacks TCG x2APIC");
-    assert!(
-        why.contains("QEMU >= 8.1") && why.contains("found 7.2"),
-        "{why}"
-    );
-    assert!(
-        why.contains("apt-get install -t bookworm-backports qemu-system-x86"),
-        "{why}"
-    );
+    assert!(why.contains("QEMU >= 8.1") && why.contains("found 7.2"), "{why}");
+    assert!(why.contains("apt-get install -t bookworm-backports qemu-system-x86"), "{why}");
     assert_eq!(unmet_requirement(&c, Some((8, 1))), None);
     assert_eq!(unmet_requirement(&c, Some((10, 0))), None);
-    assert!(
-        unmet_requirement(&c, None).is_some(),
-        "unknown version: do not guess"
-    );
+    assert!(unmet_requirement(&c, None).is_some(), "unknown version: do not guess");
 
     let mut c = cfg();
     c.extra = vec!["-cpu".into(), "max,+x2apic".into()];
@@ -136,35 +101,16 @@ fn qemu_command_line() {
     c.firmware = Firmware::Uefi;
     c.machine = Machine::Q35;
     let ovmf = Ovmf::Combined(PathBuf::from("/usr/share/ovmf/OVMF.fd"));
-    let args = command_args(
-        &c,
-        Path::new("/t/uefi.img"),
-        Some(&ovmf),
-        Path::new("/t/vars.fd"),
-    );
+    let args = command_args(&c, Path::new("/t/uefi.img"), Some(&ovmf), Path::new("/t/vars.fd"));
     let line = args.join(" ");
     assert!(line.starts_with("-machine q35 "), "{line}");
     assert!(line.ends_with("-bios /usr/share/ovmf/OVMF.fd"), "{line}");
 
-    let split = Ovmf::Split {
-        code: "/usr/share/OVMF/OVMF_CODE.fd".into(),
-        vars: "/usr/share/OVMF/OVMF_VARS.fd".into(),
-    };
-    let line = command_args(
-        &c,
-        Path::new("/t/uefi.img"),
-        Some(&split),
-        Path::new("/t/vars.fd"),
-    )
-    .join(" ");
-    assert!(
-        line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"),
-        "{line}"
-    );
-    assert!(
-        line.contains("if=pflash,format=raw,unit=1,file=/t/vars.fd"),
-        "a copy, never the shared template: {line}"
-    );
+    let split =
+        Ovmf::Split { code: "/usr/share/OVMF/OVMF_CODE.fd".into(), vars: "/usr/share/OVMF/OVMF_VARS.fd".into() };
+    let line = command_args(&c, Path::new("/t/uefi.img"), Some(&split), Path::new("/t/vars.fd")).join(" ");
+    assert!(line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"), "{line}");
+    assert!(line.contains("if=pflash,format=raw,unit=1,file=/t/vars.fd"), "a copy, never the shared template: {line}");
 }
 
 #[test]
@@ -173,11 +119,7 @@ fn closing_line() {
     t.count(&Outcome::Passed);
     t.count(&Outcome::Failed("x".into()));
     assert_eq!(t.summary_line(), "1 passed, 1 failed");
-    t.add(Tally {
-        passed: 2,
-        failed: 0,
-        skipped: 3,
-    });
+    t.add(Tally { passed: 2, failed: 0, skipped: 3 });
     assert_eq!(t.summary_line(), "3 passed, 1 failed, 3 skipped");
 }
 
@@ -188,23 +130,13 @@ fn verdict_lines() {
         outcome: Outcome::Passed,
         duration: Some(Duration::from_millis(410)),
     };
-    assert_eq!(
-        verdict_line("bios/smp4", &v),
-        "guest bios/smp4 boot::heap_works ... ok (0.41s)"
-    );
-    let v = Verdict {
-        outcome: Outcome::Failed("hung: no verdict after 12.0 s".into()),
-        ..v
-    };
+    assert_eq!(verdict_line("bios/smp4", &v), "guest bios/smp4 boot::heap_works ... ok (0.41s)");
+    let v = Verdict { outcome: Outcome::Failed("hung: no verdict after 12.0 s".into()), ..v };
     assert_eq!(
         verdict_line("uefi/smp2", &v),
         "guest uefi/smp2 boot::heap_works ... FAILED (0.41s): hung: no verdict after 12.0 s"
     );
-    let v = Verdict {
-        outcome: Outcome::Skipped("needs 8 CPUs, running with 4".into()),
-        duration: None,
-        ..v
-    };
+    let v = Verdict { outcome: Outcome::Skipped("needs 8 CPUs, running with 4".into()), duration: None, ..v };
     assert_eq!(
         verdict_line("bios/smp4", &v),
         "guest bios/smp4 boot::heap_works ... skipped: needs 8 CPUs, running with 4"
@@ -215,20 +147,14 @@ fn verdict_lines() {
 fn serial_bytes_become_lines() {
     let mut b = LineBuffer::default();
     assert!(b.push(b"@@KTEST BEG").is_empty());
-    assert_eq!(
-        b.push(b"IN\ta\r\nlog\n\xff\xfepart"),
-        ["@@KTEST BEGIN\ta", "log"]
-    );
+    assert_eq!(b.push(b"IN\ta\r\nlog\n\xff\xfepart"), ["@@KTEST BEGIN\ta", "log"]);
     assert_eq!(b.rest().as_deref(), Some("\u{fffd}\u{fffd}part"));
     assert_eq!(b.rest(), None);
 }
 
 #[test]
 fn firmware_noise_cannot_drive_the_terminal() {
-    assert_eq!(
-        printable("\x1b[2J\x1b[01;01Hhello\tworld\x07"),
-        "hello\tworld^G"
-    );
+    assert_eq!(printable("\x1b[2J\x1b[01;01Hhello\tworld\x07"), "hello\tworld^G");
 }
 
 #[test]
@@ -250,27 +176,16 @@ fn kernel_elf_comes_from_cargos_messages() {
     let msg = r#"{"reason":"compiler-artifact","target":{"name":"guest-tests","kind":["bin"]},"executable":"/w/target/x86_64-unknown-none/debug/guest-tests"}"#;
     assert_eq!(
         artifact_executable(msg, "guest-tests"),
-        Some(PathBuf::from(
-            "/w/target/x86_64-unknown-none/debug/guest-tests"
-        ))
+        Some(PathBuf::from("/w/target/x86_64-unknown-none/debug/guest-tests"))
     );
     assert_eq!(artifact_executable(msg, "kernel"), None);
-    assert_eq!(
-        artifact_executable(r#"{"reason":"build-finished","success":true}"#, "kernel"),
-        None
-    );
+    assert_eq!(artifact_executable(r#"{"reason":"build-finished","success":true}"#, "kernel"), None);
     assert_eq!(artifact_executable("Compiling kernel", "kernel"), None);
 }
 
 #[test]
 fn run_directories_are_named_by_utc_time() {
     assert_eq!(xtask::workspace::timestamp(0), "19700101-000000");
-    assert_eq!(
-        xtask::workspace::timestamp(951_782_400 + 3661),
-        "20000229-010101"
-    );
-    assert_eq!(
-        xtask::workspace::timestamp(1_732_190_000),
-        "20241121-115320"
-    );
+    assert_eq!(xtask::workspace::timestamp(951_782_400 + 3661), "20000229-010101");
+    assert_eq!(xtask::workspace::timestamp(1_732_190_000), "20241121-115320");
 }

@@ -19,18 +19,13 @@ fn expecting(name: &str, expect: Expect, message: &str) -> TestInfo {
 
 /// Judges `transcript`, one line per 100 ms, ending at `end_s` seconds.
 fn run(tests: &[TestInfo], transcript: &str, exit: Exit, end_s: f64) -> BootReport {
-    let lines = transcript
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (Duration::from_millis(100 * i as u64), l));
+    let lines = transcript.lines().enumerate().map(|(i, l)| (Duration::from_millis(100 * i as u64), l));
     judge(tests, lines, exit, Duration::from_secs_f64(end_s))
 }
 
 fn outcome<'a>(report: &'a BootReport, name: &str) -> &'a Outcome {
     let mut found = report.verdicts.iter().filter(|v| v.name == name);
-    let v = found
-        .next()
-        .unwrap_or_else(|| panic!("no verdict for {name}: {report:#?}"));
+    let v = found.next().unwrap_or_else(|| panic!("no verdict for {name}: {report:#?}"));
     assert!(found.next().is_none(), "two verdicts for {name}");
     &v.outcome
 }
@@ -53,11 +48,7 @@ fn all_pass() {
     let r = run(&tests, &transcript, Exit::Code(33), 2.0);
     assert_eq!(outcome(&r, "a"), &Outcome::Passed);
     assert_eq!(outcome(&r, "b"), &Outcome::Passed);
-    assert_eq!(
-        r.verdicts[0].duration,
-        Some(Duration::from_millis(410)),
-        "the guest's own time"
-    );
+    assert_eq!(r.verdicts[0].duration, Some(Duration::from_millis(410)), "the guest's own time");
     assert!(r.boot_failures.is_empty(), "{:?}", r.boot_failures);
     assert!(r.rerun.is_empty());
     assert!(!r.has_failures());
@@ -71,16 +62,9 @@ fn fail_and_skip_lines() {
                       @@KTEST BEGIN\tc\n@@KTEST PASS\tc\t1\n@@KTEST DONE\t1\t1\t1";
     let r = run(&tests, transcript, Exit::Code(35), 1.0);
     assert_eq!(failure(&r, "a"), "assertion failed: x == y");
-    assert_eq!(
-        outcome(&r, "b"),
-        &Outcome::Skipped("only 1 CPU online".into())
-    );
+    assert_eq!(outcome(&r, "b"), &Outcome::Skipped("only 1 CPU online".into()));
     assert_eq!(outcome(&r, "c"), &Outcome::Passed);
-    assert!(
-        r.boot_failures.is_empty(),
-        "exit 35 after a FAIL is normal: {:?}",
-        r.boot_failures
-    );
+    assert!(r.boot_failures.is_empty(), "exit 35 after a FAIL is normal: {:?}", r.boot_failures);
     assert!(r.rerun.is_empty());
 }
 
@@ -93,10 +77,7 @@ fn verdicts_stream_as_lines_arrive() {
     assert_eq!(v[0].name, "a");
     assert!(judge.feed(Duration::from_millis(6), LOG).is_empty());
     let r = judge.finish(Exit::TimedOut, Duration::from_secs(20));
-    assert_eq!(
-        r.verdicts[0].name, "a",
-        "streamed verdicts come first in the report"
-    );
+    assert_eq!(r.verdicts[0].name, "a", "streamed verdicts come first in the report");
 }
 
 #[test]
@@ -109,10 +90,7 @@ fn panic_during_a_test_fails_it_and_the_rest_are_rerun() {
     assert_eq!(outcome(&r, "a"), &Outcome::Passed);
     let why = failure(&r, "b");
     assert!(why.contains("panicked on cpu 2"), "{why}");
-    assert!(
-        why.contains("index out of bounds at kernel/src/smp.rs:10:5"),
-        "{why}"
-    );
+    assert!(why.contains("index out of bounds at kernel/src/smp.rs:10:5"), "{why}");
     // Not re-running what passed or failed, not losing what did not run.
     let rerun: Vec<&str> = r.rerun.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(rerun, ["c", "d"]);
@@ -122,12 +100,7 @@ fn panic_during_a_test_fails_it_and_the_rest_are_rerun() {
 
 #[test]
 fn fault_during_a_test_fails_it() {
-    let r = run(
-        &[t("a")],
-        "@@KTEST BEGIN\ta\n@@KTEST FAULT\t1\t#GP(0) at rip 0xffff800000001234",
-        Exit::Code(35),
-        1.0,
-    );
+    let r = run(&[t("a")], "@@KTEST BEGIN\ta\n@@KTEST FAULT\t1\t#GP(0) at rip 0xffff800000001234", Exit::Code(35), 1.0);
     let why = failure(&r, "a");
     assert!(why.contains("fault") && why.contains("#GP(0)"), "{why}");
 }
@@ -140,10 +113,7 @@ fn hang_names_the_test_that_was_running() {
     let r = run(&tests, transcript, Exit::TimedOut, 20.2);
     let why = failure(&r, "b");
     assert!(why.starts_with("hung: no verdict after 20.0 s"), "{why}");
-    assert_eq!(
-        r.verdicts.iter().find(|v| v.name == "b").unwrap().duration,
-        Some(Duration::from_secs(20))
-    );
+    assert_eq!(r.verdicts.iter().find(|v| v.name == "b").unwrap().duration, Some(Duration::from_secs(20)));
     assert_eq!(r.rerun.len(), 1);
     assert_eq!(r.rerun[0].name, "c");
 }
@@ -163,33 +133,16 @@ fn reset_fails_the_running_test() {
 #[test]
 fn status_other_than_33_or_35_is_never_a_pass() {
     // Every verdict line came, but the guest then reset instead of exiting.
-    let r = run(
-        &[t("a")],
-        "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t1\t0\t0",
-        Exit::Code(0),
-        1.0,
-    );
+    let r = run(&[t("a")], "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t1\t0\t0", Exit::Code(0), 1.0);
     assert!(r.has_failures());
-    assert!(
-        r.boot_failures[0].contains("guest reset"),
-        "{:?}",
-        r.boot_failures
-    );
-    assert!(
-        r.boot_failures[0].contains("after `a`"),
-        "{:?}",
-        r.boot_failures
-    );
+    assert!(r.boot_failures[0].contains("guest reset"), "{:?}", r.boot_failures);
+    assert!(r.boot_failures[0].contains("after `a`"), "{:?}", r.boot_failures);
 }
 
 #[test]
 fn success_exit_without_a_verdict_fails_the_test_and_does_not_rerun() {
-    let r = run(
-        &[t("a"), t("b"), t("c")],
-        "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST BEGIN\tb",
-        Exit::Code(33),
-        1.0,
-    );
+    let r =
+        run(&[t("a"), t("b"), t("c")], "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST BEGIN\tb", Exit::Code(33), 1.0);
     assert!(failure(&r, "b").starts_with("no verdict"));
     assert!(failure(&r, "c").starts_with("no verdict"));
     assert!(r.rerun.is_empty());
@@ -197,27 +150,13 @@ fn success_exit_without_a_verdict_fails_the_test_and_does_not_rerun() {
 
 #[test]
 fn crash_before_any_test_fails_all_rather_than_rerunning_forever() {
-    let r = run(
-        &[t("a"), t("b")],
-        &format!("{LOG}\n@@KTEST PANIC\t0\tno ACPI tables"),
-        Exit::Code(35),
-        1.0,
-    );
+    let r = run(&[t("a"), t("b")], &format!("{LOG}\n@@KTEST PANIC\t0\tno ACPI tables"), Exit::Code(35), 1.0);
     assert!(r.rerun.is_empty());
     for name in ["a", "b"] {
         let why = failure(&r, name);
-        assert!(
-            why.contains("before it began") && why.contains("no ACPI tables"),
-            "{why}"
-        );
+        assert!(why.contains("before it began") && why.contains("no ACPI tables"), "{why}");
     }
-    assert!(
-        r.boot_failures
-            .iter()
-            .any(|f| f.contains("before the first test")),
-        "{:?}",
-        r.boot_failures
-    );
+    assert!(r.boot_failures.iter().any(|f| f.contains("before the first test")), "{:?}", r.boot_failures);
 
     let r = run(&[t("a")], LOG, Exit::TimedOut, 15.0);
     assert!(failure(&r, "a").contains("guest hung"));
@@ -245,86 +184,38 @@ fn expected_panic_with_the_right_message_and_exit_passes() {
     let r = run(std::slice::from_ref(&test), transcript, Exit::Code(35), 1.0);
     assert_eq!(outcome(&r, "p"), &Outcome::Passed);
     assert!(!r.has_failures(), "{r:#?}");
-    assert_eq!(
-        r.verdicts[0].duration,
-        Some(Duration::from_millis(100)),
-        "until the PANIC line"
-    );
+    assert_eq!(r.verdicts[0].duration, Some(Duration::from_millis(100)), "until the PANIC line");
 
     // An empty message accepts any panic.
     let any = expecting("p", Expect::Panic, "");
-    assert_eq!(
-        outcome(&run(&[any], transcript, Exit::Code(35), 1.0), "p"),
-        &Outcome::Passed
-    );
+    assert_eq!(outcome(&run(&[any], transcript, Exit::Code(35), 1.0), "p"), &Outcome::Passed);
 }
 
 #[test]
 fn expected_panic_with_the_wrong_message_fails() {
     let test = expecting("p", Expect::Panic, "kaboom");
-    let r = run(
-        &[test],
-        "@@KTEST BEGIN\tp\n@@KTEST PANIC\t0\tboom",
-        Exit::Code(35),
-        1.0,
-    );
+    let r = run(&[test], "@@KTEST BEGIN\tp\n@@KTEST PANIC\t0\tboom", Exit::Code(35), 1.0);
     let why = failure(&r, "p");
-    assert!(
-        why.contains("does not contain") && why.contains("kaboom"),
-        "{why}"
-    );
+    assert!(why.contains("does not contain") && why.contains("kaboom"), "{why}");
 }
 
 #[test]
 fn expected_panic_needs_failure_exit() {
     let test = expecting("p", Expect::Panic, "boom");
     let transcript = "@@KTEST BEGIN\tp\n@@KTEST PANIC\t0\tboom";
-    assert!(
-        failure(
-            &run(std::slice::from_ref(&test), transcript, Exit::Code(33), 1.0),
-            "p"
-        )
-        .contains("success")
-    );
-    assert!(
-        failure(
-            &run(std::slice::from_ref(&test), transcript, Exit::Code(0), 1.0),
-            "p"
-        )
-        .contains("reset")
-    );
-    assert!(
-        failure(
-            &run(std::slice::from_ref(&test), transcript, Exit::TimedOut, 9.0),
-            "p"
-        )
-        .starts_with("hung")
-    );
+    assert!(failure(&run(std::slice::from_ref(&test), transcript, Exit::Code(33), 1.0), "p").contains("success"));
+    assert!(failure(&run(std::slice::from_ref(&test), transcript, Exit::Code(0), 1.0), "p").contains("reset"));
+    assert!(failure(&run(std::slice::from_ref(&test), transcript, Exit::TimedOut, 9.0), "p").starts_with("hung"));
 }
 
 #[test]
 fn expected_panic_that_never_comes_fails() {
     let test = expecting("p", Expect::Panic, "boom");
-    let r = run(
-        std::slice::from_ref(&test),
-        "@@KTEST BEGIN\tp\n@@KTEST PASS\tp\t1",
-        Exit::Code(33),
-        1.0,
-    );
+    let r = run(std::slice::from_ref(&test), "@@KTEST BEGIN\tp\n@@KTEST PASS\tp\t1", Exit::Code(33), 1.0);
     assert!(failure(&r, "p").contains("expected a panic, but the test returned"));
-    let r = run(
-        std::slice::from_ref(&test),
-        "@@KTEST BEGIN\tp",
-        Exit::Code(33),
-        1.0,
-    );
+    let r = run(std::slice::from_ref(&test), "@@KTEST BEGIN\tp", Exit::Code(33), 1.0);
     assert!(failure(&r, "p").contains("expected a panic"));
-    let r = run(
-        std::slice::from_ref(&test),
-        "@@KTEST BEGIN\tp",
-        Exit::TimedOut,
-        16.0,
-    );
+    let r = run(std::slice::from_ref(&test), "@@KTEST BEGIN\tp", Exit::TimedOut, 16.0);
     let why = failure(&r, "p");
     assert!(why.starts_with("hung: expected a panic"), "{why}");
 }
@@ -339,12 +230,7 @@ fn expected_fault_gets_a_panic_instead() {
         1.0,
     );
     assert!(failure(&r, "f").contains("expected a fault"));
-    let r = run(
-        &[test],
-        "@@KTEST BEGIN\tf\n@@KTEST FAULT\t0\tpage fault at 0x0",
-        Exit::Code(35),
-        1.0,
-    );
+    let r = run(&[test], "@@KTEST BEGIN\tf\n@@KTEST FAULT\t0\tpage fault at 0x0", Exit::Code(35), 1.0);
     assert_eq!(outcome(&r, "f"), &Outcome::Passed);
 }
 
@@ -365,55 +251,17 @@ fn protocol_errors_and_strangers_are_boot_failures() {
 
 #[test]
 fn exit_status_must_agree_with_the_verdicts() {
-    let r = run(
-        &[t("a")],
-        "@@KTEST BEGIN\ta\n@@KTEST FAIL\ta\tno",
-        Exit::Code(33),
-        1.0,
-    );
-    assert!(
-        r.boot_failures
-            .iter()
-            .any(|f| f.contains("exited with success")),
-        "{:?}",
-        r.boot_failures
-    );
-    let r = run(
-        &[t("a")],
-        "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t1\t0\t0",
-        Exit::Code(35),
-        1.0,
-    );
-    assert!(
-        r.boot_failures
-            .iter()
-            .any(|f| f.contains("exited with failure")),
-        "{:?}",
-        r.boot_failures
-    );
-    let r = run(
-        &[t("a")],
-        "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t2\t0\t0",
-        Exit::Code(33),
-        1.0,
-    );
-    assert!(
-        r.boot_failures
-            .iter()
-            .any(|f| f.contains("DONE says 2 passed")),
-        "{:?}",
-        r.boot_failures
-    );
+    let r = run(&[t("a")], "@@KTEST BEGIN\ta\n@@KTEST FAIL\ta\tno", Exit::Code(33), 1.0);
+    assert!(r.boot_failures.iter().any(|f| f.contains("exited with success")), "{:?}", r.boot_failures);
+    let r = run(&[t("a")], "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t1\t0\t0", Exit::Code(35), 1.0);
+    assert!(r.boot_failures.iter().any(|f| f.contains("exited with failure")), "{:?}", r.boot_failures);
+    let r = run(&[t("a")], "@@KTEST BEGIN\ta\n@@KTEST PASS\ta\t1\n@@KTEST DONE\t2\t0\t0", Exit::Code(33), 1.0);
+    assert!(r.boot_failures.iter().any(|f| f.contains("DONE says 2 passed")), "{:?}", r.boot_failures);
 }
 
 #[test]
 fn begin_of_the_next_test_without_a_verdict_fails_the_previous() {
-    let r = run(
-        &[t("a"), t("b")],
-        "@@KTEST BEGIN\ta\n@@KTEST BEGIN\tb\n@@KTEST PASS\tb\t1",
-        Exit::Code(33),
-        1.0,
-    );
+    let r = run(&[t("a"), t("b")], "@@KTEST BEGIN\ta\n@@KTEST BEGIN\tb\n@@KTEST PASS\tb\t1", Exit::Code(33), 1.0);
     assert!(failure(&r, "a").contains("no verdict"));
     assert_eq!(outcome(&r, "b"), &Outcome::Passed);
 }
@@ -451,21 +299,13 @@ fn list_boot() {
     let mut short = ListJudge::default();
     short.feed(&format_list_line(&a));
     short.feed("@@KTEST LIST-END\t2");
-    assert!(
-        short
-            .finish(Exit::Code(33))
-            .unwrap_err()
-            .contains("LIST-END says 2")
-    );
+    assert!(short.finish(Exit::Code(33)).unwrap_err().contains("LIST-END says 2"));
 
     let mut crashed = ListJudge::default();
     crashed.feed(&format_list_line(&a));
     crashed.feed("@@KTEST PANIC\t0\tout of memory");
     let err = crashed.finish(Exit::Code(35)).unwrap_err();
-    assert!(
-        err.contains("out of memory") && err.contains("no LIST-END"),
-        "{err}"
-    );
+    assert!(err.contains("out of memory") && err.contains("no LIST-END"), "{err}");
 
     let mut twice = ListJudge::default();
     twice.feed(&format_list_line(&a));

@@ -12,10 +12,7 @@ fn t(name: &str) -> TestInfo {
 }
 
 fn opts(smp: u32) -> PlanOptions {
-    PlanOptions {
-        smp,
-        ..PlanOptions::default()
-    }
+    PlanOptions { smp, ..PlanOptions::default() }
 }
 
 fn names(tests: &[TestInfo]) -> Vec<&str> {
@@ -36,47 +33,23 @@ fn list() -> Vec<TestInfo> {
     big.min_cpus = 8;
     let mut example = t("example::demo");
     example.example = true;
-    vec![
-        t("boot::a"),
-        fresh,
-        t("boot::b"),
-        panics,
-        with_params,
-        big,
-        example,
-        faults,
-        t("boot::c"),
-    ]
+    vec![t("boot::a"), fresh, t("boot::b"), panics, with_params, big, example, faults, t("boot::c")]
 }
 
 #[test]
 fn shareable_tests_share_one_boot_first_in_list_order() {
     let p = plan(&list(), &opts(4));
     assert_eq!(names(&p.boots[0].tests), ["boot::a", "boot::b", "boot::c"]);
-    assert_eq!(
-        p.boots[0].params.get("ktest.run"),
-        Some("boot::a,boot::b,boot::c")
-    );
+    assert_eq!(p.boots[0].params.get("ktest.run"), Some("boot::a,boot::b,boot::c"));
 }
 
 #[test]
 fn fresh_crashing_and_parameterised_tests_get_their_own_boot() {
     let p = plan(&list(), &opts(4));
     let singles: Vec<Vec<&str>> = p.boots[1..].iter().map(|b| names(&b.tests)).collect();
-    assert_eq!(
-        singles,
-        [
-            vec!["smp::fresh"],
-            vec!["panic::expected"],
-            vec!["smp::serial"],
-            vec!["fault::expected"]
-        ]
-    );
+    assert_eq!(singles, [vec!["smp::fresh"], vec!["panic::expected"], vec!["smp::serial"], vec!["fault::expected"]]);
     for boot in &p.boots[1..] {
-        assert_eq!(
-            boot.params.get("ktest.run"),
-            Some(boot.tests[0].name.as_str())
-        );
+        assert_eq!(boot.params.get("ktest.run"), Some(boot.tests[0].name.as_str()));
     }
     assert_eq!(p.boots[3].params.get("smp.parallel"), Some("0"));
     assert_eq!(p.test_count(), 7);
@@ -88,11 +61,7 @@ fn too_few_cpus_skips_without_booting() {
     assert_eq!(p.skipped.len(), 1);
     assert_eq!(p.skipped[0].0.name, "smp::many");
     assert_eq!(p.skipped[0].1, "needs 8 CPUs, running with 4");
-    assert!(
-        p.boots
-            .iter()
-            .all(|b| b.tests.iter().all(|t| t.name != "smp::many"))
-    );
+    assert!(p.boots.iter().all(|b| b.tests.iter().all(|t| t.name != "smp::many")));
 
     let p = plan(&list(), &opts(8));
     assert!(p.skipped.is_empty());
@@ -105,52 +74,24 @@ fn examples_only_on_request() {
     assert_eq!(p.examples_dropped, 1);
     assert!(p.boots.iter().all(|b| b.tests.iter().all(|t| !t.example)));
 
-    let p = plan(
-        &list(),
-        &PlanOptions {
-            examples: true,
-            ..opts(4)
-        },
-    );
+    let p = plan(&list(), &PlanOptions { examples: true, ..opts(4) });
     assert_eq!(p.examples_dropped, 0);
     assert!(p.boots[0].tests.iter().any(|t| t.name == "example::demo"));
 }
 
 #[test]
 fn filter_is_a_substring_of_the_name() {
-    let p = plan(
-        &list(),
-        &PlanOptions {
-            filter: Some("smp::".into()),
-            ..opts(4)
-        },
-    );
+    let p = plan(&list(), &PlanOptions { filter: Some("smp::".into()), ..opts(4) });
     let planned: Vec<&str> = p.boots.iter().flat_map(|b| names(&b.tests)).collect();
     assert_eq!(planned, ["smp::fresh", "smp::serial"]);
-    assert_eq!(
-        p.skipped.len(),
-        1,
-        "smp::many matches the filter but needs 8 CPUs"
-    );
-    assert_eq!(
-        p.filtered_out, 5,
-        "the example is dropped before the filter"
-    );
+    assert_eq!(p.skipped.len(), 1, "smp::many matches the filter but needs 8 CPUs");
+    assert_eq!(p.filtered_out, 5, "the example is dropped before the filter");
 }
 
 #[test]
 fn user_params_go_to_every_boot_and_win_over_the_tests() {
-    let user = vec![
-        ("smp.parallel".to_owned(), "1".to_owned()),
-        ("log".to_owned(), "debug".to_owned()),
-    ];
-    let p = plan(
-        &list(),
-        &PlanOptions {
-            user_params: user,
-            ..opts(4)
-        },
-    );
+    let user = vec![("smp.parallel".to_owned(), "1".to_owned()), ("log".to_owned(), "debug".to_owned())];
+    let p = plan(&list(), &PlanOptions { user_params: user, ..opts(4) });
     for boot in &p.boots {
         assert_eq!(boot.params.get("log"), Some("debug"));
         assert_eq!(boot.params.get("smp.parallel"), Some("1"));
@@ -172,14 +113,8 @@ fn timeout_is_allowance_plus_the_tests_budgets() {
     let mut b = t("b");
     b.timeout_ms = 2500;
     let p = plan(&[a, b], &opts(1));
-    assert_eq!(
-        p.boots[0].timeout(Firmware::Bios),
-        Duration::from_secs(15 + 4)
-    );
-    assert_eq!(
-        p.boots[0].timeout(Firmware::Uefi),
-        Duration::from_secs(40 + 4)
-    );
+    assert_eq!(p.boots[0].timeout(Firmware::Bios), Duration::from_secs(15 + 4));
+    assert_eq!(p.boots[0].timeout(Firmware::Uefi), Duration::from_secs(40 + 4));
     assert!(boot_allowance(Firmware::Uefi) > boot_allowance(Firmware::Bios));
 }
 
@@ -198,21 +133,9 @@ fn every_boot_learns_the_cpu_count_and_tests_or_users_may_override_it() {
     own.params = vec![("smp.expect_cpus".into(), "1".into())];
     let p = plan(&[t("shared"), own.clone()], &opts(6));
     assert_eq!(p.boots[0].params.get("smp.expect_cpus"), Some("6"));
-    assert_eq!(
-        p.boots[1].params.get("smp.expect_cpus"),
-        Some("1"),
-        "the test's own wins"
-    );
+    assert_eq!(p.boots[1].params.get("smp.expect_cpus"), Some("1"), "the test's own wins");
 
-    let user = PlanOptions {
-        user_params: vec![("smp.expect_cpus".into(), "5".into())],
-        ..opts(6)
-    };
+    let user = PlanOptions { user_params: vec![("smp.expect_cpus".into(), "5".into())], ..opts(6) };
     let p = plan(&[t("shared"), own], &user);
-    assert!(
-        p.boots
-            .iter()
-            .all(|b| b.params.get("smp.expect_cpus") == Some("5")),
-        "the user's wins"
-    );
+    assert!(p.boots.iter().all(|b| b.params.get("smp.expect_cpus") == Some("5")), "the user's wins");
 }

@@ -26,31 +26,22 @@ fn log_lines_are_not_protocol_lines() {
 #[test]
 fn list_line_with_all_fields() {
     let line = "@@KTEST LIST\tsmp::bringup\tfresh=1\tmin_cpus=4\ttimeout_ms=2500\texpect=panic\texample=0\tparams=smp.parallel=0;x=a b\tmessage=boom = bang";
-    let Event::List(t) = event(line) else {
-        panic!("not LIST")
-    };
+    let Event::List(t) = event(line) else { panic!("not LIST") };
     assert_eq!(t.name, "smp::bringup");
     assert!(t.fresh);
     assert_eq!(t.min_cpus, 4);
     assert_eq!(t.timeout_ms, 2500);
     assert_eq!(t.expect, Expect::Panic);
     assert!(!t.example);
-    assert_eq!(
-        t.params,
-        vec![
-            ("smp.parallel".to_owned(), "0".to_owned()),
-            ("x".to_owned(), "a b".to_owned())
-        ]
-    );
+    assert_eq!(t.params, vec![("smp.parallel".to_owned(), "0".to_owned()), ("x".to_owned(), "a b".to_owned())]);
     assert_eq!(t.message, "boom = bang");
 }
 
 #[test]
 fn list_fields_in_any_order_unknown_keys_ignored_empty_values() {
-    let line = "@@KTEST LIST\ta\tmessage=\tparams=\texample=1\texpect=fault\ttimeout_ms=1\tmin_cpus=1\tfresh=0\tfuture=42";
-    let Event::List(t) = event(line) else {
-        panic!("not LIST")
-    };
+    let line =
+        "@@KTEST LIST\ta\tmessage=\tparams=\texample=1\texpect=fault\ttimeout_ms=1\tmin_cpus=1\tfresh=0\tfuture=42";
+    let Event::List(t) = event(line) else { panic!("not LIST") };
     assert_eq!(t.expect, Expect::Fault);
     assert!(t.example && !t.fresh);
     assert!(t.params.is_empty() && t.message.is_empty());
@@ -70,67 +61,34 @@ fn list_line_round_trips_through_the_formatter() {
 #[test]
 fn every_other_line_kind() {
     assert_eq!(event("@@KTEST LIST-END\t12"), Event::ListEnd { count: 12 });
-    assert_eq!(
-        event("@@KTEST BEGIN\tboot::heap"),
-        Event::Begin {
-            name: "boot::heap".into()
-        }
-    );
+    assert_eq!(event("@@KTEST BEGIN\tboot::heap"), Event::Begin { name: "boot::heap".into() });
     assert_eq!(
         event("@@KTEST PASS\tboot::heap\t410000"),
-        Event::Pass {
-            name: "boot::heap".into(),
-            elapsed_us: 410_000
-        }
+        Event::Pass { name: "boot::heap".into(), elapsed_us: 410_000 }
     );
     assert_eq!(
         event("@@KTEST FAIL\tboot::heap\tleft: 1\tright: 2"),
-        Event::Fail {
-            name: "boot::heap".into(),
-            message: "left: 1\tright: 2".into()
-        }
+        Event::Fail { name: "boot::heap".into(), message: "left: 1\tright: 2".into() }
     );
     assert_eq!(
         event("@@KTEST SKIP\tsmp::many\tonly 2 CPUs came online"),
-        Event::Skip {
-            name: "smp::many".into(),
-            reason: "only 2 CPUs came online".into()
-        }
+        Event::Skip { name: "smp::many".into(), reason: "only 2 CPUs came online".into() }
     );
     assert_eq!(
         event("@@KTEST PANIC\t3\tboom at src/lib.rs:1:2"),
-        Event::Panic {
-            cpu: 3,
-            message: "boom at src/lib.rs:1:2".into()
-        }
+        Event::Panic { cpu: 3, message: "boom at src/lib.rs:1:2".into() }
     );
     assert_eq!(
         event("@@KTEST FAULT\t0\t#PF at 0xdead, error code 2"),
-        Event::Fault {
-            cpu: 0,
-            message: "#PF at 0xdead, error code 2".into()
-        }
+        Event::Fault { cpu: 0, message: "#PF at 0xdead, error code 2".into() }
     );
-    assert_eq!(
-        event("@@KTEST DONE\t5\t1\t2"),
-        Event::Done {
-            passed: 5,
-            failed: 1,
-            skipped: 2
-        }
-    );
+    assert_eq!(event("@@KTEST DONE\t5\t1\t2"), Event::Done { passed: 5, failed: 1, skipped: 2 });
 }
 
 #[test]
 fn trailing_cr_and_leading_escape_sequences_are_ignored() {
-    assert_eq!(
-        event("@@KTEST BEGIN\ta\r"),
-        Event::Begin { name: "a".into() }
-    );
-    assert_eq!(
-        event("\x1b[2J\x1b[01;01H@@KTEST BEGIN\ta\r\n"),
-        Event::Begin { name: "a".into() }
-    );
+    assert_eq!(event("@@KTEST BEGIN\ta\r"), Event::Begin { name: "a".into() });
+    assert_eq!(event("\x1b[2J\x1b[01;01H@@KTEST BEGIN\ta\r\n"), Event::Begin { name: "a".into() });
     assert_eq!(clean_line("\x1b[=3h\x1bcx\r"), "x");
     assert_eq!(clean_line("\x1b["), "");
 }

@@ -30,11 +30,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
     if let Some(why) = unmet_requirement(&cfg, host.version) {
         bail!("cannot boot this configuration: {why}");
     }
-    let kernel = if args.test_kernel {
-        Kernel::Tests
-    } else {
-        Kernel::Demo
-    };
+    let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
     let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
     let mut params = boot_params(&args.params);
     if args.keep_running {
@@ -45,11 +41,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         (None, true) => None,
         (None, false) => Some(DEFAULT_TIMEOUT),
     };
-    let booter = Booter {
-        host,
-        elf,
-        run_dir: workspace::new_run_dir()?,
-    };
+    let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
     let name = format!("qemu-{}", firmware.name());
     eprintln!(
         "xtask: booting {} ({}), serial log in {}",
@@ -67,9 +59,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         // Raw chunks, not lines: a prompt without a newline shows at once.
         if let Output::Chunk(stream, bytes) = out {
             let _ = match stream {
-                Stream::Stdout => std::io::stdout()
-                    .write_all(bytes)
-                    .and_then(|()| std::io::stdout().flush()),
+                Stream::Stdout => std::io::stdout().write_all(bytes).and_then(|()| std::io::stdout().flush()),
                 Stream::Stderr => std::io::stderr().write_all(bytes),
             };
         }
@@ -78,14 +68,8 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
     let (message, code) = match boot.exit {
         Exit::Code(EXIT_SUCCESS) => (format!("guest exited with success after {secs:.1} s"), 0),
         Exit::Code(EXIT_FAILURE) => (format!("guest exited with FAILURE after {secs:.1} s"), 1),
-        Exit::TimedOut => (
-            format!("guest still running after {secs:.1} s: killed (hang?)"),
-            EXIT_TIMEOUT,
-        ),
-        Exit::Code(c) => (
-            format!("after {secs:.1} s: {}", unexpected_exit(c)),
-            EXIT_RESET,
-        ),
+        Exit::TimedOut => (format!("guest still running after {secs:.1} s: killed (hang?)"), EXIT_TIMEOUT),
+        Exit::Code(c) => (format!("after {secs:.1} s: {}", unexpected_exit(c)), EXIT_RESET),
         Exit::Signal(s) => (format!("QEMU was killed by signal {s}"), EXIT_RESET),
     };
     eprintln!("xtask: {message}");

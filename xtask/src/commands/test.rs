@@ -22,21 +22,14 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     }
     if !args.no_guest {
         let runs = configs::guest_runs(args);
-        let uefi = runs
-            .iter()
-            .flat_map(|run| &run.qemu)
-            .any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
+        let uefi = runs.iter().flat_map(|run| &run.qemu).any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
         let host = prereq::ensure(uefi)?;
         match host.version {
             Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),
             None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
         }
         let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
-        let booter = Booter {
-            host,
-            elf,
-            run_dir: workspace::new_run_dir()?,
-        };
+        let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
         let opts = GuestOptions {
             runs,
             verbose: args.verbose,
@@ -47,9 +40,5 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     }
     // The closing line, alone, in the form CI reads.
     println!("{}", tally.summary_line());
-    Ok(if tally.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
