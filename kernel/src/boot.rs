@@ -19,9 +19,15 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     c.mappings.physical_memory = Some(Mapping::Dynamic);
     c.mappings.dynamic_range_start = Some(0xFFFF_8000_0000_0000);
     c.mappings.dynamic_range_end = Some(0xFFFF_C000_0000_0000);
+    // A fixed load address: gdb and the symbolizer know the offset without
+    // asking the running kernel.
+    c.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
     c.kernel_stack_size = 128 * 1024;
     c
 };
+
+/// Where the kernel image is loaded (its ELF is linked at 0).
+pub const KERNEL_BASE: u64 = 0xFFFF_8000_0000_0000;
 
 /// Pages of the boot CPU's own stack (which, unlike the loader's, has a guard page).
 const BOOT_STACK_PAGES: u64 = 64;

@@ -43,6 +43,9 @@ pub struct Test {
     pub example: bool,
     /// Boot parameters the test needs, `k=v;k=v`.
     pub params: &'static str,
+    /// Functions the symbolized backtrace of the panicking CPU must name,
+    /// innermost first, comma-separated (checked on the host).
+    pub backtrace: &'static str,
 }
 
 impl Test {
@@ -56,6 +59,7 @@ impl Test {
             expect: Expect::Pass,
             example: false,
             params: "",
+            backtrace: "",
         }
     }
     pub const fn fresh_boot(mut self) -> Test {
@@ -80,6 +84,12 @@ impl Test {
     pub const fn expect_fault(mut self, message: &'static str) -> Test {
         self.expect = Expect::Fault(message);
         self.fresh_boot = true;
+        self
+    }
+    /// The host checks that the panic's symbolized backtrace names these
+    /// functions (comma-separated, innermost first) in order.
+    pub const fn expect_backtrace(mut self, functions: &'static str) -> Test {
+        self.backtrace = functions;
         self
     }
     pub const fn example(mut self) -> Test {
@@ -155,13 +165,14 @@ pub fn main(suites: &[&[Test]]) -> ! {
                 Expect::Fault(m) => ("fault", m),
             };
             println_raw!(
-                "@@KTEST LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={expect}\texample={}\tparams={}\tmessage={message}",
+                "@@KTEST LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={expect}\texample={}\tparams={}\tmessage={message}\tbacktrace={}",
                 t.short_name(),
                 t.fresh_boot as u8,
                 t.min_cpus,
                 t.timeout_ms,
                 t.example as u8,
-                t.params
+                t.params,
+                t.backtrace
             );
             n += 1;
         }

@@ -8,7 +8,7 @@ use kernel::{kassert, kassert_eq, ktest};
 pub const TESTS: &[Test] = &[
     ktest!(backtrace_walks_the_callers),
     ktest!(backtrace_stops_cleanly_at_a_smashed_frame_chain),
-    ktest!(panic_three_calls_deep).expect_panic("three calls deep"),
+    ktest!(panic_three_calls_deep).expect_panic("three calls deep").expect_backtrace("deep_three,deep_two,deep_one"),
 ];
 
 #[inline(never)]
