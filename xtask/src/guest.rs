@@ -236,7 +236,10 @@ fn run_boot(
     let run =
         RunOptions { timeout: Some(scaled(cfg.boot_allowance() + boot_plan.tests_time(), opts)), inherit_stdin: false };
     if opts.verbose {
-        eprintln!("xtask: boot {name}: {}", boot_plan.params.to_file_contents().trim().replace('\n', " "));
+        eprintln!(
+            "xtask: boot {name}: {}",
+            boot_plan.params.pairs().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        );
     }
     let mut judge = Judge::new(boot_plan.tests.clone());
     let mut tail = Tail::default();
@@ -321,8 +324,8 @@ pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<
     if let Some(cpu) = &cfg.cpu {
         cmd += &format!(" --cpu {}", shell_quote(cpu));
     }
-    for line in boot_plan.params.to_file_contents().lines() {
-        cmd += &format!(" -p {}", shell_quote(line));
+    for (k, v) in boot_plan.params.pairs() {
+        cmd += &format!(" -p {}", shell_quote(&format!("{k}={v}")));
     }
     // What --smp and --machine cannot say goes to QEMU as a later -smp or
     // -machine, which QEMU merges with (and lets override) the earlier one.
