@@ -36,9 +36,10 @@ pub enum Command {
         runs past --timeout and is killed.")]
     Qemu(QemuArgs),
     /// Run the host tests and the in-guest tests; print one line per guest test.
-    #[command(long_about = "Run the host tests (`cargo test` on the workspace's default members) \
-        and the in-guest tests (the guest-tests kernel under QEMU), then print \
-        `N passed, N failed[, N skipped]` and exit non-zero on any failure.\n\n\
+    #[command(long_about = "Run the host tests (`cargo test` on the workspace's default members, then \
+        the loom models of the call queue, built with --cfg loom in target/loom) and the in-guest \
+        tests (the guest-tests kernel under QEMU), then print `N passed, N failed[, N skipped]` \
+        and exit non-zero on any failure.\n\n\
         Guest tests are listed by one boot with ktest.list=1, then grouped: tests that can share \
         a kernel run together in one boot, every fresh/expected-panic/parameterised test gets a \
         boot of its own, tests needing more CPUs than --smp are skipped. See the protocol \
@@ -190,7 +191,8 @@ pub struct TestArgs {
     /// Skip the guest tests.
     #[arg(long)]
     pub no_guest: bool,
-    /// Pass this filter to `cargo test` for the host tests (FILTER applies to guest tests only).
+    /// Pass this filter to `cargo test` for the host tests, loom models included (FILTER applies
+    /// to guest tests only).
     #[arg(long, value_name = "FILTER")]
     pub host_filter: Option<String>,
     /// Echo the guest's serial output (and all of cargo test's output).

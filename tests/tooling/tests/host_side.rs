@@ -7,7 +7,7 @@ use std::time::Duration;
 use bootimage::Firmware;
 use xtask::build::artifact_executable;
 use xtask::cli::Machine;
-use xtask::hosttest::{Counts, parse_result_line};
+use xtask::hosttest::{Counts, LOOM_ARGS, loom_rustflags, loom_target_dir, parse_result_line};
 use xtask::judge::{Outcome, Verdict};
 use xtask::prereq::{Ovmf, parse_qemu_version};
 use xtask::process::LineBuffer;
@@ -31,6 +31,17 @@ fn cargo_test_result_lines() {
     assert_eq!(parse_result_line("test foo ... ok"), None);
     assert_eq!(parse_result_line("test result: ok. lots passed"), None);
     assert_eq!(parse_result_line("running 3 tests"), None);
+}
+
+#[test]
+fn loom_runs_apart_from_the_normal_build() {
+    assert_eq!(LOOM_ARGS.join(" "), "test -p smp-core --release --test callq_loom");
+    assert_eq!(loom_rustflags(None), "--cfg loom");
+    assert_eq!(loom_rustflags(Some("  ")), "--cfg loom");
+    assert_eq!(loom_rustflags(Some("-D warnings")), "-D warnings --cfg loom", "the caller's flags are kept");
+    // Its own target directory: --cfg loom must not invalidate the normal cache.
+    let dir = loom_target_dir();
+    assert!(dir.ends_with("loom") && dir != xtask::workspace::target_dir(), "{}", dir.display());
 }
 
 #[test]
