@@ -126,6 +126,68 @@ fn write_bytes(bytes: &[u8]) {
     }
 }
 
+/// Runs `f` on the UART with the console lock held and interrupts off.
+fn with_uart<R>(f: impl FnOnce(&mut Uart16550Tty<PioBackend>) -> R) -> Option<R> {
+    if !READY.load(Ordering::Acquire) {
+        return None;
+    }
+    let me = percpu::current_cpu().index() as u32;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let deadline = time::Deadline::after_us(LOCK_BREAK_US);
+        while OWNER.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if deadline.expired() {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+        // SAFETY: the console lock is ours.
+        let r = unsafe { &mut *SERIAL.0.get() }.as_mut().map(f);
+        OWNER.store(NO_OWNER, Ordering::Release);
+        r
+    })
+}
+
+/// One byte typed on COM1, if any.
+pub fn try_read_byte() -> Option<u8> {
+    with_uart(|tty| tty.inner_mut().try_receive_byte().ok()).flatten()
+}
+
+/// Modem control register (16550 offset 4) and its loop-back bit.
+const MCR: u16 = COM1 + 4;
+const MCR_LOOP_BACK: u8 = 1 << 4;
+
+/// Sends `bytes` through COM1 in loop-back mode and returns what the
+/// receiver got: the console's input path, exercised through the real
+/// device. (The crate has no setter for MCR, hence the port write.)
+pub fn loopback(bytes: &[u8]) -> alloc::vec::Vec<u8> {
+    with_uart(|tty| {
+        let mut port = x86_64::instructions::port::Port::<u8>::new(MCR);
+        // SAFETY: COM1's MCR; the console lock keeps every other writer
+        // away while the line is looped back, and it is restored below.
+        let saved = unsafe { port.read() };
+        // SAFETY: as above.
+        unsafe { port.write(saved | MCR_LOOP_BACK) };
+        let mut got = alloc::vec::Vec::new();
+        for &b in bytes {
+            tty.inner_mut().send_bytes_exact(&[b]);
+            let d = time::Deadline::after_us(10_000);
+            loop {
+                if let Ok(r) = tty.inner_mut().try_receive_byte() {
+                    got.push(r);
+                    break;
+                }
+                if d.expired() {
+                    break;
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { port.write(saved) };
+        got
+    })
+    .unwrap_or_default()
+}
+
 /// Prints a line with no prefix (the test protocol's `@@KTEST` lines).
 #[macro_export]
 macro_rules! println_raw {

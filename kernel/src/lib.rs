@@ -19,6 +19,7 @@ pub mod panic;
 pub mod params;
 pub mod percpu;
 pub mod power;
+pub mod shell;
 pub mod smp;
 pub mod time;
 

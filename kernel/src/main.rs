@@ -24,8 +24,8 @@ fn demo() -> ! {
     hotplug_cycle();
     stop_machine_round();
     if params::get_bool("demo.keep_running", false) {
-        log::info!("demo.keep_running=1: idling (quit QEMU with Ctrl-A X)");
-        smp::bringup::idle();
+        log::info!("demo.keep_running=1: the console takes commands on COM1 (quit QEMU with Ctrl-A X)");
+        kernel::shell::run();
     }
     log::info!("shutting down: stopping the other CPUs");
     let report = stop::stop_other_cpus(stop::Reason::Stop);

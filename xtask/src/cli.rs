@@ -7,6 +7,7 @@ use bootimage::{BootParams, Firmware};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::configs::{self, Selection};
+use crate::torture;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +53,16 @@ pub enum Command {
         (unless the configuration sets its own) and the QEMU arguments after `--` apply to \
         every configuration. Configurations needing a newer QEMU are reported as skipped.")]
     Test(TestArgs),
+    /// Run the cross-call stress with CPU hotplug for a while, showing its progress.
+    #[command(long_about = "Boot the test kernel once and run its hotplug torture \
+        (stress::hotplug_torture: every CPU sends a random mix of cross-calls while the boot CPU \
+        takes random CPUs down and brings them back) for --duration seconds, or with --no-hotplug \
+        the plain cross-call stress (stress::cross_call_stress). The guest's progress lines, its \
+        final table and the hotplug latencies are shown as they come; --verbose shows all serial \
+        output.\n\n\
+        Exit status: 0 only when the guest reports the test passed; 1 otherwise (failure, panic, \
+        hang past --duration + 120 s, reset).")]
+    Torture(TortureArgs),
 }
 
 /// Firmware of one boot.
@@ -219,6 +230,67 @@ pub struct TestArgs {
     pub firmware: FirmwareChoice,
     #[command(flatten, next_help_heading = DEFAULT_MACHINE)]
     pub vm: VmArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TortureArgs {
+    /// How long the stress runs, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Number of CPUs (the hotplug torture needs 3 or more, the plain stress 2).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub smp: u32,
+    /// Weights of the call kinds: single, nowait, async, many, all, many-nowait.
+    #[arg(long, value_name = "A,B,C,D,E,F", default_value = "1,1,1,1,1,1", value_parser = torture::parse_weights)]
+    pub weights: torture::Weights,
+    /// Milliseconds between two hotplug operations.
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hotplug_ms: u64,
+    /// No hotplug: run the plain cross-call stress instead.
+    #[arg(long, conflicts_with = "hotplug_ms")]
+    pub no_hotplug: bool,
+    /// Firmware to boot with.
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
+    pub firmware: FirmwareArg,
+    /// QEMU machine type (q35 for more than 255 CPUs).
+    #[arg(long, value_enum, default_value_t = Machine::Pc)]
+    pub machine: Machine,
+    /// Guest memory, as QEMU's -m takes it.
+    #[arg(long, default_value = "256M", value_parser = parse_memory)]
+    pub memory: String,
+    /// QEMU CPU model, e.g. `qemu64,x2apic=on`.
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
+    /// Boot parameter (repeatable), applied after the torture's own.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_user_param)]
+    pub params: Vec<(String, String)>,
+    /// Use this test kernel ELF instead of building guest-tests.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+    /// Show all of the guest's serial output, not only the stress lines.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Extra arguments for QEMU, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    pub qemu_args: Vec<String>,
+}
+
+impl TortureArgs {
+    /// The torture's own knobs, for [`torture::plan`].
+    pub fn request(&self) -> torture::Request {
+        torture::Request {
+            duration_s: self.duration,
+            smp: self.smp,
+            weights: self.weights,
+            hotplug_ms: (!self.no_hotplug).then_some(self.hotplug_ms),
+            user_params: self.params.clone(),
+        }
+    }
+
+    /// The machine, as the other commands describe one.
+    pub fn vm(&self) -> VmArgs {
+        VmArgs { smp: self.smp, machine: self.machine, memory: self.memory.clone(), cpu: self.cpu.clone() }
+    }
 }
 
 /// `key=value`, with the image builder's rules for names and values.

@@ -19,4 +19,5 @@ pub mod process;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod torture;
 pub mod workspace;

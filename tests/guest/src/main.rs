@@ -13,6 +13,7 @@ mod basics;
 mod bench;
 mod bringup;
 mod calls;
+mod console;
 mod debug;
 mod examples;
 mod hotplug;
@@ -33,6 +34,7 @@ fn run() -> ! {
         basics::TESTS,
         bringup::TESTS,
         calls::TESTS,
+        console::TESTS,
         debug::TESTS,
         hotplug::TESTS,
         stress::TESTS,

@@ -4,6 +4,7 @@
 mod image;
 mod qemu;
 mod test;
+mod torture;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(args) => image::run(&args),
         Command::Qemu(args) => qemu::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Torture(args) => torture::run(&args),
     }
 }
 

@@ -1,0 +1,87 @@
+//! `cargo xtask torture`: one long stress boot of the test kernel, its
+//! progress streamed, judged like any guest test.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::boot::{Booter, QEMU_STDERR};
+use crate::build::{self, Kernel};
+use crate::cli::{TortureArgs, boot_params};
+use crate::judge::{Judge, Outcome};
+use crate::process::{Output, RunOptions, Stream};
+use crate::protocol::TestInfo;
+use crate::qemu::unmet_requirement;
+use crate::report::{self, Tail};
+use crate::{prereq, torture, workspace};
+
+pub fn run(args: &TortureArgs) -> Result<ExitCode> {
+    // Before anything slow: a bad combination of options fails at once.
+    let plan = torture::plan(&args.request()).map_err(|e| anyhow!(e))?;
+    let firmware = args.firmware.into();
+    let cfg = super::qemu_config(firmware, &args.vm(), &args.qemu_args);
+    let host = prereq::ensure(firmware == bootimage::Firmware::Uefi)?;
+    if let Some(why) = unmet_requirement(&cfg, host.version) {
+        bail!("cannot boot this configuration: {why}");
+    }
+    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
+    let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
+    let name = format!("torture-{}", firmware.name());
+    let label = cfg.label();
+    eprintln!(
+        "xtask: {} for {} s on {label}, weights {} ({}){}; serial log in {}",
+        plan.test,
+        args.duration,
+        args.weights,
+        torture::CALL_KINDS.join(", "),
+        if args.no_hotplug { String::new() } else { format!(", hotplug every {} ms", args.hotplug_ms) },
+        workspace::display(&booter.run_dir.join(format!("{name}.log")))
+    );
+
+    let mut judge = Judge::new(vec![TestInfo::new(plan.test)]);
+    let mut tail = Tail::default();
+    let opts = RunOptions { timeout: Some(plan.timeout), inherit_stdin: false };
+    let boot = booter.boot(&cfg, &boot_params(&plan.params), &name, &opts, |out| {
+        let Output::Line(stream, at, line) = out else { return };
+        if stream == Stream::Stderr {
+            let line = format!("{QEMU_STDERR}{line}");
+            if args.verbose {
+                eprintln!("{}", report::printable(&line));
+            }
+            tail.push(&line);
+            return;
+        }
+        if args.verbose || torture::shows(line) {
+            println!("{}", report::printable(line));
+        }
+        tail.push(line);
+        // Verdicts are printed once QEMU is gone: only its exit status can
+        // make an expected ending out of a crash.
+        judge.feed(at, line);
+    })?;
+
+    let report = judge.finish(boot.exit, boot.elapsed);
+    let passed = report.boot_failures.is_empty()
+        && !report.verdicts.is_empty()
+        && report.verdicts.iter().all(|v| v.outcome == Outcome::Passed);
+    if !passed && !args.verbose {
+        // What led there: assertion messages, panics and backtraces are not
+        // among the lines shown live.
+        println!("    --- last lines of serial output ---");
+        for line in tail.take_unshown() {
+            println!("    | {}", report::printable(&line));
+        }
+    }
+    for verdict in &report.verdicts {
+        println!("{}", report::verdict_line(&label, verdict));
+    }
+    for why in &report.boot_failures {
+        println!("{}", report::boot_failure_line(&label, "<torture>", why));
+    }
+    println!("    serial log: {}", workspace::display(&boot.log));
+    if passed {
+        let _ = std::fs::remove_dir_all(&boot.dir);
+    }
+    eprintln!("xtask: torture {} after {}", if passed { "PASSED" } else { "FAILED" }, report::secs(boot.elapsed));
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
