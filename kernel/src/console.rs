@@ -80,9 +80,7 @@ pub fn write_line(args: fmt::Arguments<'_>) {
 }
 
 fn write_bytes(bytes: &[u8]) {
-    if !READY.load(Ordering::Acquire) {
-        return;
-    }
+    // Without a serial port the lines still go to the framebuffer.
     let me = percpu::current_cpu().index() as u32;
     let irq_were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
@@ -106,6 +104,9 @@ fn write_bytes(bytes: &[u8]) {
     }
     // SAFETY: we own the console lock (or re-entered our own line, or broke
     // the lock of a CPU that is stuck), so nobody else writes the UART now.
+    // SAFETY: as above, the console lock is ours.
+    unsafe { crate::fbcon::write_line(bytes) };
+    // SAFETY: as above.
     if let Some(tty) = unsafe { &mut *SERIAL.0.get() } {
         // Raw bytes (UTF-8 passes through); terminals want CR LF.
         for chunk in bytes.split_inclusive(|&b| b == b'\n') {

@@ -12,6 +12,7 @@ pub mod arch;
 pub mod backtrace;
 pub mod boot;
 pub mod console;
+pub mod fbcon;
 pub mod hooks;
 pub mod ktest;
 pub mod mem;

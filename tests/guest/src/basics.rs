@@ -11,6 +11,7 @@ use kernel::{kassert, kassert_eq, ktest};
 
 pub const TESTS: &[Test] = &[
     ktest!(serial_and_log_lines),
+    ktest!(log_lines_reach_the_framebuffer),
     ktest!(boot_parameters_reach_the_kernel).params("ktest.probe=hello world"),
     ktest!(breakpoint_is_handled_and_resumes),
     ktest!(heap_allocates_and_frees),
@@ -116,4 +117,23 @@ fn panic_while_another_cpu_holds_the_console() -> Outcome {
         .map_err(|e| kernel::ktest::Failure(alloc::format!("{e:?}")))?;
     kassert!(hooks::wait_reached("console.locked", 5_000), "the other CPU never took the console");
     panic!("the console was held by another CPU");
+}
+
+/// A log line shows on the framebuffer: the text row it went to has lit
+/// pixels, the row below (kept blank for the next line) has none.
+fn log_lines_reach_the_framebuffer() -> Outcome {
+    use kernel::fbcon;
+    let Some((_, line_h)) = fbcon::cursor() else {
+        return Err(kernel::ktest::Failure("no framebuffer (the loader gave none)".into()));
+    };
+    log::info!("framebuffer probe: HHHHHHHHHHHHHHHH");
+    let (row, _) = fbcon::cursor().expect("still there");
+    let rows_lit = |r: usize| {
+        let (x0, y0) = fbcon::row_origin(r);
+        (0..line_h).any(|dy| (0..400).any(|dx| fbcon::pixel_lit(x0 + dx, y0 + dy) == Some(true)))
+    };
+    let written = row.checked_sub(1).unwrap_or(0);
+    kassert!(rows_lit(written), "the row just written (row {written}) has no lit pixel");
+    kassert!(!rows_lit(row), "the row after the newest line (row {row}) is not blank");
+    Ok(())
 }
