@@ -55,10 +55,10 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
         unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) }
     });
     params::init(ramdisk);
-    if params::get_bool("console.fb", true) {
-        if let Some(fb) = boot_info.framebuffer.as_mut() {
-            crate::fbcon::init(fb);
-        }
+    if params::get_bool("console.fb", true)
+        && let Some(fb) = boot_info.framebuffer.as_mut()
+    {
+        crate::fbcon::init(fb);
     }
     if let Some(level) = params::get("log").and_then(|l| l.parse().ok()) {
         console::set_level(level);
