@@ -45,7 +45,7 @@ pub fn init(fb: &'static mut FrameBuffer) {
 pub unsafe fn write_line(text: &[u8]) {
     // SAFETY: per the contract, this CPU has exclusive use of the screen.
     let Some(screen) = (unsafe { &mut *SCREEN.0.get() }) else { return };
-    let rows = (screen.info.height.saturating_sub(2 * MARGIN) / LINE_H).max(2);
+    let rows = screen.rows();
     let cols = (screen.info.width.saturating_sub(2 * MARGIN) / CHAR_W).max(1);
     let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>").trim_end();
     let mut chars = text.chars();
@@ -71,6 +71,10 @@ pub unsafe fn write_line(text: &[u8]) {
 }
 
 impl Screen {
+    fn rows(&self) -> usize {
+        (self.info.height.saturating_sub(2 * MARGIN) / LINE_H).max(2)
+    }
+
     fn clear_row(&mut self, row: usize) {
         let (stride, bpp) = (self.info.stride, self.info.bytes_per_pixel);
         let y0 = MARGIN + row * LINE_H;
@@ -117,11 +121,11 @@ pub fn pixel_lit(x: usize, y: usize) -> Option<bool> {
     screen.buf.get(at).map(|&b| b != 0)
 }
 
-/// The text row the next line goes to, and the screen geometry.
-pub fn cursor() -> Option<(usize, usize)> {
+/// The text row the next line goes to, the number of rows, and the row height.
+pub fn cursor() -> Option<(usize, usize, usize)> {
     // SAFETY: as in `pixel_lit`.
     let screen = unsafe { &*SCREEN.0.get() }.as_ref()?;
-    Some((screen.row, LINE_H))
+    Some((screen.row, screen.rows(), LINE_H))
 }
 
 /// Where text row `row` begins, in pixels.

@@ -123,16 +123,16 @@ fn panic_while_another_cpu_holds_the_console() -> Outcome {
 /// pixels, the row below (kept blank for the next line) has none.
 fn log_lines_reach_the_framebuffer() -> Outcome {
     use kernel::fbcon;
-    let Some((_, line_h)) = fbcon::cursor() else {
+    let Some((_, _, line_h)) = fbcon::cursor() else {
         return Err(kernel::ktest::Failure("no framebuffer (the loader gave none)".into()));
     };
     log::info!("framebuffer probe: HHHHHHHHHHHHHHHH");
-    let (row, _) = fbcon::cursor().expect("still there");
+    let (row, rows, _) = fbcon::cursor().expect("still there");
     let rows_lit = |r: usize| {
         let (x0, y0) = fbcon::row_origin(r);
         (0..line_h).any(|dy| (0..400).any(|dx| fbcon::pixel_lit(x0 + dx, y0 + dy) == Some(true)))
     };
-    let written = row.saturating_sub(1);
+    let written = (row + rows - 1) % rows;
     kassert!(rows_lit(written), "the row just written (row {written}) has no lit pixel");
     kassert!(!rows_lit(row), "the row after the newest line (row {row}) is not blank");
     Ok(())
