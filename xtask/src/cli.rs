@@ -63,6 +63,15 @@ pub enum Command {
         Exit status: 0 only when the guest reports the test passed; 1 otherwise (failure, panic, \
         hang past --duration + 120 s, reset).")]
     Torture(TortureArgs),
+    /// Print a saved serial log with its backtraces (`@@BT` lines) symbolized.
+    #[command(long_about = "Print a saved serial log (a file, or - for standard input) with every \
+        backtrace line (`@@BT`, `@@BT-END`) replaced by `function at file:line` lines, inlined \
+        frames included, innermost first; all other lines unchanged. For logs from real hardware \
+        or from target/xtask/<run>/*.log.\n\n\
+        The symbols come from --kernel ELF, or else from a build of the kernel that printed the \
+        log: the test kernel (guest-tests) when the log has @@KTEST lines or --test-kernel is \
+        given, else the demo kernel. The ELF must be the very one that ran.")]
+    Symbolize(SymbolizeArgs),
 }
 
 /// Firmware of one boot.
@@ -291,6 +300,22 @@ impl TortureArgs {
     pub fn vm(&self) -> VmArgs {
         VmArgs { smp: self.smp, machine: self.machine, memory: self.memory.clone(), cpu: self.cpu.clone() }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct SymbolizeArgs {
+    /// The serial log; `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The kernel ELF that printed the log.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+    /// The log is the test kernel's (guest-tests) [default when it has @@KTEST lines].
+    #[arg(long, conflicts_with_all = ["kernel", "demo_kernel"])]
+    pub test_kernel: bool,
+    /// The log is the demo kernel's [default when it has no @@KTEST lines].
+    #[arg(long, conflicts_with = "kernel")]
+    pub demo_kernel: bool,
 }
 
 /// `key=value`, with the image builder's rules for names and values.

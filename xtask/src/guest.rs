@@ -3,11 +3,13 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bootimage::Firmware;
 
+use crate::backtrace::{self, Symbols, Trace};
 use crate::boot::{Boot, Booter, QEMU_STDERR};
 use crate::judge::{Judge, ListJudge, Outcome};
 use crate::plan::{self, BootPlan, PlanOptions};
@@ -15,7 +17,7 @@ use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
 use crate::qemu::{QemuConfig, unmet_requirement};
 use crate::report::{self, Tail, Tally};
-use crate::workspace;
+use crate::{symbols, workspace};
 
 /// Time the test kernel gets to print its list, on top of the firmware's
 /// boot allowance.
@@ -52,6 +54,8 @@ pub struct GuestRun {
 pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
     let mut tally = Tally::default();
     let version = booter.host.version;
+    // Loaded once: backtraces are shown and judged symbolized.
+    let symbols = symbols::load_or_warn(&booter.elf);
     let runnable = |cfg: &QemuConfig| unmet_requirement(cfg, version).is_none();
 
     // The list is a property of the ELF, the same under every machine: one
@@ -64,7 +68,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
         .filter(|(_, cfg)| runnable(cfg))
         .min_by_key(|(_, cfg)| (cfg.firmware == Firmware::Uefi, cfg.smp));
     let tests = match lister {
-        Some((run, cfg)) => match list_tests(booter, cfg, &run.plan, opts)? {
+        Some((run, cfg)) => match list_tests(booter, cfg, &run.plan, opts, symbols.as_ref())? {
             Ok(tests) => Some(tests),
             // Already reported, with the serial output that explains it.
             Err(_) => {
@@ -102,7 +106,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
                     };
                     print_header(run, cfg, &selection);
                     let started = Instant::now();
-                    tally.add(run_config(booter, cfg, plan, &run.plan, opts)?);
+                    tally.add(run_config(booter, cfg, plan, &run.plan, opts, &symbols)?);
                     if run.header {
                         eprintln!("xtask: configuration {} done in {}", cfg.label(), report::secs(started.elapsed()));
                     }
@@ -148,6 +152,7 @@ fn list_tests(
     cfg: &QemuConfig,
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
+    symbols: &dyn Symbols,
 ) -> Result<Result<Vec<TestInfo>, String>> {
     let mut params = crate::cli::boot_params(&[plan_opts.runner_params(), plan_opts.user_params.clone()].concat());
     params.set("ktest.list", "1")?;
@@ -157,35 +162,41 @@ fn list_tests(
     let mut list = ListJudge::default();
     let mut tail = Tail::default();
     let boot = booter.boot(cfg, &params, &name, &run, |out| {
-        if let Some(line) = serial_line(out, opts.verbose) {
-            tail.push(&line);
+        if let Some((line, shown)) = serial_line(out, opts.verbose, symbols) {
+            shown.iter().for_each(|l| tail.push(l));
             list.feed(&line);
         }
     })?;
     let result = list.finish(boot.exit);
     if let Err(why) = &result {
         println!("{}", report::boot_failure_line(&cfg.label(), "<list>", why));
-        show_failure_context(&mut tail, &boot, opts.verbose, true);
+        show_failure_context(&mut tail, None, &boot, opts.verbose, true);
     } else {
         remove_image(&boot);
     }
     Ok(result)
 }
 
-/// A serial line from an output event (QEMU's stderr lines marked), echoed
+/// A serial line from an output event (QEMU's stderr lines marked), and
+/// what a person sees of it (a backtrace line symbolized); that is echoed
 /// when verbose.
-fn serial_line(out: Output<'_>, verbose: bool) -> Option<String> {
+fn serial_line(out: Output<'_>, verbose: bool, symbols: &dyn Symbols) -> Option<(String, Vec<String>)> {
     let Output::Line(stream, _, line) = out else {
         return None;
     };
-    let line = match stream {
-        Stream::Stdout => line.to_owned(),
-        Stream::Stderr => format!("{QEMU_STDERR}{line}"),
+    let (line, shown) = match stream {
+        Stream::Stdout => (line.to_owned(), backtrace::render(line, symbols)),
+        Stream::Stderr => {
+            let line = format!("{QEMU_STDERR}{line}");
+            (line.clone(), vec![line])
+        }
     };
     if verbose {
-        println!("    {}", report::printable(&line));
+        for l in &shown {
+            println!("    {}", report::printable(l));
+        }
     }
-    Some(line)
+    Some((line, shown))
 }
 
 /// Runs the plan under one machine.
@@ -195,6 +206,7 @@ fn run_config(
     plan: &plan::Plan,
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
+    symbols: &Rc<dyn Symbols>,
 ) -> Result<Tally> {
     let label = cfg.label();
     let mut tally = Tally::default();
@@ -206,7 +218,7 @@ fn run_config(
     let mut boot_no = 0;
     while let Some(boot_plan) = queue.pop_front() {
         boot_no += 1;
-        let rerun = run_boot(booter, cfg, &boot_plan, boot_no, opts, &mut tally)?;
+        let rerun = run_boot(booter, cfg, &boot_plan, boot_no, opts, symbols, &mut tally)?;
         if !rerun.is_empty() {
             eprintln!(
                 "xtask: {} test(s) of boot {boot_no} did not get to run before it went down; running them in a new boot",
@@ -225,6 +237,7 @@ fn run_boot(
     boot_plan: &BootPlan,
     boot_no: usize,
     opts: &GuestOptions,
+    symbols: &Rc<dyn Symbols>,
     tally: &mut Tally,
 ) -> Result<Vec<TestInfo>> {
     let label = cfg.label();
@@ -241,14 +254,15 @@ fn run_boot(
             boot_plan.params.pairs().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
         );
     }
-    let mut judge = Judge::new(boot_plan.tests.clone());
+    let mut judge = Judge::new(boot_plan.tests.clone()).with_symbols(symbols.clone());
     let mut tail = Tail::default();
     let mut shown = 0;
+    let mut trace_shown = false;
     let boot = booter.boot(cfg, &boot_plan.params, &name, &run, |out| {
-        let Some(line) = serial_line(out, opts.verbose) else {
+        let Some((line, lines)) = serial_line(out, opts.verbose, symbols.as_ref()) else {
             return;
         };
-        tail.push(&line);
+        lines.iter().for_each(|l| tail.push(l));
         if line.starts_with(QEMU_STDERR) {
             return;
         }
@@ -258,7 +272,7 @@ fn run_boot(
             println!("{}", report::verdict_line(&label, &verdict));
             tally.count(&verdict.outcome);
             if matches!(verdict.outcome, Outcome::Failed(_)) && !opts.verbose {
-                print_tail(&mut tail);
+                print_excerpt(&mut tail, judge.crash_trace(), &mut trace_shown);
             }
         }
     });
@@ -275,7 +289,8 @@ fn run_boot(
         tally.failed += 1;
     }
     if report.has_failures() {
-        show_failure_context(&mut tail, &boot, opts.verbose, late_failure);
+        let trace = report.crash_trace.as_ref().filter(|_| !trace_shown);
+        show_failure_context(&mut tail, trace, &boot, opts.verbose, late_failure);
         println!("    reproduce: {}", reproduce_command(cfg, boot_plan, opts.kernel.as_deref()));
     } else {
         remove_image(&boot);
@@ -283,23 +298,38 @@ fn run_boot(
     Ok(report.rerun)
 }
 
-fn print_tail(tail: &mut Tail) {
+/// The serial output that explains a failure: the last lines not shown yet,
+/// then the crashing CPU's symbolized backtrace, unless those lines held it
+/// already or it was shown before (`trace_shown`).
+pub(crate) fn print_excerpt(tail: &mut Tail, trace: Option<&Trace>, trace_shown: &mut bool) {
     let lines = tail.take_unshown();
-    if lines.is_empty() {
-        return;
+    if !lines.is_empty() {
+        println!("    --- last lines of serial output ---");
+        for line in &lines {
+            println!("    | {}", report::printable(line));
+        }
     }
-    println!("    --- last lines of serial output ---");
-    for line in lines {
-        println!("    | {}", report::printable(&line));
+    let Some(trace) = trace.filter(|_| !*trace_shown) else {
+        return;
+    };
+    *trace_shown = true;
+    let trace_lines = trace.lines();
+    // A panic on a machine with many CPUs prints every CPU's backtrace after
+    // its own: the tail then no longer holds the one that matters.
+    if !trace_lines.iter().all(|l| lines.contains(l)) {
+        println!("    --- backtrace of cpu {} (the crashing CPU) ---", trace.cpu);
+        for line in trace_lines {
+            println!("    | {}", report::printable(&line));
+        }
     }
 }
 
 /// After a failure: the serial output that explains it (unless it was
 /// already shown: `tail_due` is false when every failure of the boot was
-/// streamed with its own tail) and where the full log is.
-fn show_failure_context(tail: &mut Tail, boot: &Boot, verbose: bool, tail_due: bool) {
+/// streamed with its own excerpt) and where the full log is.
+fn show_failure_context(tail: &mut Tail, trace: Option<&Trace>, boot: &Boot, verbose: bool, tail_due: bool) {
     if !verbose && tail_due {
-        print_tail(tail);
+        print_excerpt(tail, trace, &mut false);
     }
     println!("    serial log: {}", workspace::display(&boot.log));
 }

@@ -12,7 +12,11 @@
 //!   the crash text at once.
 //! - An `expect=panic` (`fault`) test passes iff a `PANIC` (`FAULT`) line came
 //!   while it was begun, its text contains the test's `message`, and QEMU
-//!   exited with failure (35). Anything else fails it, with the reason.
+//!   exited with failure (35), and, if the test lists a `backtrace`, the
+//!   crashing CPU's last backtrace before the crash line names those
+//!   functions in that order, each with a file and line (see
+//!   [`crate::backtrace::check_required`]). Anything else fails it, with the
+//!   reason.
 //! - When the boot ends, a begun test without a verdict fails: `hung: no
 //!   verdict after X s` (time limit), `guest reset (triple fault?)` (any QEMU
 //!   status but 33/35), or `no verdict` (33/35 without a crash line).
@@ -26,8 +30,11 @@
 //!   status that contradicts the verdicts, a `DONE` count that disagrees) are
 //!   [`BootReport::boot_failures`]; each counts as one failure.
 
+use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
+use crate::backtrace::{self, Symbols, Trace, Traces};
 use crate::protocol::{self, EXIT_FAILURE, EXIT_SUCCESS, Event, Expect, TestInfo};
 
 /// How QEMU ended.
@@ -70,6 +77,9 @@ pub struct BootReport {
     pub rerun: Vec<TestInfo>,
     /// How the boot ended, in words.
     pub ending: String,
+    /// The backtrace the crashing CPU printed before its `PANIC`/`FAULT`
+    /// line, symbolized, if there was a crash and a backtrace.
+    pub crash_trace: Option<Trace>,
 }
 
 impl BootReport {
@@ -93,6 +103,8 @@ struct Crash {
     /// The test begun (and not yet judged) when the crash line came.
     during: Option<usize>,
     at: Duration,
+    /// The crashing CPU's latest backtrace.
+    trace: Option<Trace>,
 }
 
 impl Crash {
@@ -113,9 +125,22 @@ enum End {
     Reset,
 }
 
+/// Where the judge gets symbols from; a wrapper for `Debug`.
+#[derive(Clone)]
+struct SymbolSource(Rc<dyn Symbols>);
+
+impl fmt::Debug for SymbolSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SymbolSource")
+    }
+}
+
 /// Incremental judge of one boot.
 #[derive(Debug)]
 pub struct Judge {
+    symbols: SymbolSource,
+    /// Backtraces since the current test began.
+    traces: Traces,
     tests: Vec<TestInfo>,
     state: Vec<State>,
     running: Option<usize>,
@@ -134,6 +159,8 @@ impl Judge {
     /// A judge for a boot that runs `tests` (in this order).
     pub fn new(tests: Vec<TestInfo>) -> Self {
         Judge {
+            symbols: SymbolSource(backtrace::no_symbols()),
+            traces: Traces::default(),
             state: vec![State::Pending; tests.len()],
             tests,
             running: None,
@@ -147,10 +174,33 @@ impl Judge {
         }
     }
 
+    /// Symbolizes backtraces with `symbols` (without, a test that requires
+    /// a backtrace cannot pass).
+    pub fn with_symbols(mut self, symbols: Rc<dyn Symbols>) -> Self {
+        self.symbols = SymbolSource(symbols);
+        self
+    }
+
+    /// The crashing CPU's backtrace, once a crash line came.
+    pub fn crash_trace(&self) -> Option<&Trace> {
+        self.crash.as_ref().and_then(|c| c.trace.as_ref())
+    }
+
     /// Takes one serial line, seen `at` after QEMU started; returns the
     /// verdicts it settles.
     pub fn feed(&mut self, at: Duration, line: &str) -> Vec<Verdict> {
         let first_new = self.verdicts.len();
+        match protocol::parse_backtrace_line(line) {
+            Ok(Some(bt)) => {
+                self.traces.feed(bt, self.symbols.0.as_ref());
+                return Vec::new();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.boot_failures.push(format!("protocol error: {e}"));
+                return Vec::new();
+            }
+        }
         match protocol::parse_line(line) {
             Ok(None) => {}
             Ok(Some(event)) => self.event(at, event),
@@ -172,6 +222,8 @@ impl Judge {
                 if self.state[i] == State::Pending {
                     self.state[i] = State::Running { since: at };
                 }
+                // A backtrace from before this test says nothing about it.
+                self.traces.clear();
                 self.running = Some(i);
             }
             Event::Pass { name, elapsed_us } => {
@@ -234,7 +286,8 @@ impl Judge {
         if self.crash.is_some() {
             return;
         }
-        let crash = Crash { kind, cpu, message, during: self.running, at };
+        let trace = self.traces.get(cpu).cloned();
+        let crash = Crash { kind, cpu, message, during: self.running, at, trace };
         if let Some(r) = self.running {
             let expect = self.tests[r].expect;
             if expect == Expect::Ok {
@@ -333,7 +386,8 @@ impl Judge {
             ));
         }
 
-        BootReport { verdicts: self.verdicts, boot_failures: self.boot_failures, rerun, ending }
+        let crash_trace = self.crash.and_then(|c| c.trace);
+        BootReport { verdicts: self.verdicts, boot_failures: self.boot_failures, rerun, ending, crash_trace }
     }
 
     /// The verdict of test `r`, begun but without a verdict when QEMU ended.
@@ -348,7 +402,12 @@ impl Judge {
         let expected_crash =
             self.crash.as_ref().filter(|c| c.during == Some(r) && c.kind == test.expect && test.expect != Expect::Ok);
         match (expected_crash, end) {
-            (Some(crash), End::Failure) if crash.message.contains(&test.message) => Outcome::Passed,
+            (Some(crash), End::Failure) if crash.message.contains(&test.message) => {
+                match backtrace::check_required(&test.backtrace, crash.cpu, crash.trace.as_ref()) {
+                    Ok(()) => Outcome::Passed,
+                    Err(why) => Outcome::Failed(format!("{kind} as expected, but {why}")),
+                }
+            }
             (Some(crash), End::Failure) => Outcome::Failed(format!(
                 "{kind} as expected, but its text {:?} does not contain {:?}",
                 crash.message, test.message
@@ -394,7 +453,18 @@ pub fn judge<'a>(
     exit: Exit,
     at: Duration,
 ) -> BootReport {
-    let mut judge = Judge::new(tests.to_vec());
+    judge_with_symbols(tests, lines, exit, at, backtrace::no_symbols())
+}
+
+/// [`judge`], with backtraces symbolized by `symbols`.
+pub fn judge_with_symbols<'a>(
+    tests: &[TestInfo],
+    lines: impl IntoIterator<Item = (Duration, &'a str)>,
+    exit: Exit,
+    at: Duration,
+    symbols: Rc<dyn Symbols>,
+) -> BootReport {
+    let mut judge = Judge::new(tests.to_vec()).with_symbols(symbols);
     for (t, line) in lines {
         judge.feed(t, line);
     }

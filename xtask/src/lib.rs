@@ -5,6 +5,7 @@
 //! apart from the parts that touch cargo, QEMU and the terminal, so that
 //! `tests/tooling` can test them without booting anything.
 
+pub mod backtrace;
 pub mod boot;
 pub mod build;
 pub mod cli;
@@ -19,5 +20,6 @@ pub mod process;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod symbols;
 pub mod torture;
 pub mod workspace;

@@ -47,7 +47,7 @@
 //!
 //! | line | when |
 //! |---|---|
-//! | `@@KTEST LIST\t<name>\tfresh=<0\|1>\tmin_cpus=<n>\ttimeout_ms=<n>\texpect=<ok\|panic\|fault>\texample=<0\|1>\tparams=<k=v;k=v or empty>\tmessage=<text or empty>` | once per test, with `ktest.list=1` |
+//! | `@@KTEST LIST\t<name>\tfresh=<0\|1>\tmin_cpus=<n>\ttimeout_ms=<n>\texpect=<ok\|panic\|fault>\texample=<0\|1>\tparams=<k=v;k=v or empty>\tmessage=<text or empty>\tbacktrace=<f1,f2,... or empty>` | once per test, with `ktest.list=1` |
 //! | `@@KTEST LIST-END\t<count>` | after the last `LIST` line; `count` = number of `LIST` lines |
 //! | `@@KTEST BEGIN\t<name>` | a test starts |
 //! | `@@KTEST PASS\t<name>\t<elapsed_us>` | it returned successfully after `elapsed_us` µs |
@@ -58,9 +58,10 @@
 //! | `@@KTEST DONE\t<passed>\t<failed>\t<skipped>` | after the last test of `ktest.run`, just before exiting |
 //!
 //! `LIST` fields after the name are `key=value` (split at the first `=`, so a
-//! `message` may contain `=`) and may come in any order; all seven keys are
-//! required and unknown keys are ignored, so the kernel can add keys without
-//! breaking an older runner. Their meaning:
+//! `message` may contain `=`) and may come in any order; the first seven keys
+//! are required, `backtrace` is optional (absent: empty) and unknown keys are
+//! ignored, so the kernel can add keys without breaking an older runner.
+//! Their meaning:
 //!
 //! - `fresh=1`: the test needs a kernel nobody else has run in (it gets its
 //!   own boot);
@@ -74,7 +75,25 @@
 //! - `example=1`: a demonstration (e.g. a deliberately failing test), run only
 //!   with `--examples`;
 //! - `params`: extra boot parameters the test needs, `;`-separated (the test
-//!   gets its own boot).
+//!   gets its own boot);
+//! - `backtrace`: for `expect=panic|fault`, function names, innermost first,
+//!   that the symbolized backtrace of the crashing CPU must show in this
+//!   order (see [`crate::judge`]).
+//!
+//! # Guest → host: backtraces
+//!
+//! The kernel prints stack traces (on a panic before its `PANIC` line, for
+//! every CPU a crash stop halted, for fatal exceptions, from the cross-call
+//! watchdog) as lines of their own, also at column 0 and TAB-separated:
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `@@BT\t<cpu>\t<depth>\t<address>\t<kernel base>` | frame `depth` (0 innermost) of CPU `cpu`'s stack; `address` (hex, `0x`) is a return address minus one, so inside the call instruction; the ELF address is `address - kernel base` |
+//! | `@@BT-END\t<cpu>\t<why the walk ended>` | after the last frame of a walk |
+//!
+//! They are not `@@KTEST` lines: [`parse_line`] leaves them alone, and
+//! [`parse_backtrace_line`] reads them. The runner shows them symbolized
+//! (see [`crate::backtrace`]).
 //!
 //! The last field of `FAIL`, `SKIP`, `PANIC` and `FAULT` is free text and may
 //! itself contain TABs. A line that starts with `@@KTEST ` but does not parse
@@ -126,6 +145,9 @@ pub struct TestInfo {
     /// For `expect=panic|fault`: text the PANIC/FAULT line must contain
     /// (empty: any).
     pub message: String,
+    /// For `expect=panic|fault`: functions (innermost first) the crashing
+    /// CPU's symbolized backtrace must name, in this order (empty: none).
+    pub backtrace: Vec<String>,
 }
 
 impl TestInfo {
@@ -141,6 +163,7 @@ impl TestInfo {
             example: false,
             params: Vec::new(),
             message: String::new(),
+            backtrace: Vec::new(),
         }
     }
 
@@ -285,6 +308,7 @@ fn parse_list_fields(rest: &str) -> Result<TestInfo, String> {
     let name = test_name(parts.next().unwrap_or(""))?;
     let (mut fresh, mut min_cpus, mut timeout_ms, mut expect, mut example, mut params, mut message) =
         (None, None, None, None, None, None, None);
+    let mut backtrace = Vec::new();
     for part in parts {
         let Some((key, value)) = part.split_once('=') else {
             return Err(format!("field `{part}` of test `{name}` is not key=value"));
@@ -304,6 +328,9 @@ fn parse_list_fields(rest: &str) -> Result<TestInfo, String> {
             "example" => example = Some(flag(value, key)?),
             "params" => params = Some(test_params(value)?),
             "message" => message = Some(value.to_owned()),
+            "backtrace" => {
+                backtrace = value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(String::from).collect()
+            }
             // Unknown keys: a newer kernel may say more than we understand.
             _ => {}
         }
@@ -317,6 +344,7 @@ fn parse_list_fields(rest: &str) -> Result<TestInfo, String> {
         example: example.ok_or_else(|| missing("example"))?,
         params: params.ok_or_else(|| missing("params"))?,
         message: message.ok_or_else(|| missing("message"))?,
+        backtrace,
         name,
     })
 }
@@ -356,7 +384,7 @@ fn test_params(s: &str) -> Result<Vec<(String, String)>, String> {
 pub fn format_list_line(test: &TestInfo) -> String {
     let params: Vec<String> = test.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
-        "{PREFIX}LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={}\texample={}\tparams={}\tmessage={}",
+        "{PREFIX}LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={}\texample={}\tparams={}\tmessage={}\tbacktrace={}",
         test.name,
         u8::from(test.fresh),
         test.min_cpus,
@@ -365,5 +393,58 @@ pub fn format_list_line(test: &TestInfo) -> String {
         u8::from(test.example),
         params.join(";"),
         test.message,
+        test.backtrace.join(","),
     )
+}
+
+/// The prefix of the backtrace lines (`@@BT` and `@@BT-END`).
+pub const BT_PREFIX: &str = "@@BT";
+
+/// A parsed backtrace line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BtLine {
+    /// Frame `depth` of CPU `cpu`: `address` is a runtime address inside a
+    /// call instruction, `base` where the kernel image was loaded.
+    Frame { cpu: u32, depth: u32, address: u64, base: u64 },
+    /// CPU `cpu`'s walk ended, for the reason given.
+    End { cpu: u32, why: String },
+}
+
+impl BtLine {
+    pub fn cpu(&self) -> u32 {
+        match self {
+            BtLine::Frame { cpu, .. } | BtLine::End { cpu, .. } => *cpu,
+        }
+    }
+}
+
+/// Parses a backtrace line: `Ok(None)` for any other line, `Err` for a
+/// malformed one. Never panics.
+pub fn parse_backtrace_line(raw: &str) -> Result<Option<BtLine>, ProtocolError> {
+    let line = clean_line(raw);
+    let err = |reason: String| ProtocolError { line: line.to_owned(), reason };
+    if let Some(rest) = line.strip_prefix("@@BT-END\t") {
+        let (cpu, why) = rest.split_once('\t').unwrap_or((rest, ""));
+        return Ok(Some(BtLine::End { cpu: number(cpu, "cpu").map_err(err)?, why: why.to_owned() }));
+    }
+    let Some(rest) = line.strip_prefix("@@BT\t") else {
+        return Ok(None);
+    };
+    let f: Vec<&str> = rest.split('\t').collect();
+    let [cpu, depth, address, base] = f[..] else {
+        return Err(err(format!("`@@BT` needs exactly 4 fields, got {}", f.len())));
+    };
+    Ok(Some(BtLine::Frame {
+        cpu: number(cpu, "cpu").map_err(err)?,
+        depth: number(depth, "depth").map_err(err)?,
+        address: hex(address, "address").map_err(err)?,
+        base: hex(base, "kernel base").map_err(err)?,
+    }))
+}
+
+/// `0x`-prefixed hexadecimal, as the kernel prints addresses.
+fn hex(s: &str, what: &str) -> Result<u64, String> {
+    s.strip_prefix("0x")
+        .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+        .ok_or_else(|| format!("{what} `{s}` is not a 0x-prefixed hex number"))
 }

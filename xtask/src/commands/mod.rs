@@ -3,6 +3,7 @@
 
 mod image;
 mod qemu;
+mod symbolize;
 mod test;
 mod torture;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Qemu(args) => qemu::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Torture(args) => torture::run(&args),
+        Command::Symbolize(args) => symbolize::run(&args),
     }
 }
 

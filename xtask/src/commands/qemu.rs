@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::backtrace::LiveFilter;
 use crate::boot::Booter;
 use crate::build::{self, Kernel};
 use crate::cli::{QemuArgs, boot_params};
@@ -14,7 +15,7 @@ use crate::judge::{Exit, unexpected_exit};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::qemu::unmet_requirement;
-use crate::{prereq, workspace};
+use crate::{prereq, symbols, workspace};
 
 /// Without --keep-running the demo ends by itself; this is plenty.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,15 +56,22 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         // a terminal it changed; without one, the person may type to the guest.
         inherit_stdin: timeout.is_none(),
     };
+    let symbols = symbols::load_or_warn(&booter.elf);
+    let mut backtraces = LiveFilter::default();
     let boot = booter.boot(&cfg, &params, &name, &opts, |out| {
         // Raw chunks, not lines: a prompt without a newline shows at once.
+        // Only `@@BT` lines wait for their end, to be shown symbolized.
         if let Output::Chunk(stream, bytes) = out {
             let _ = match stream {
-                Stream::Stdout => std::io::stdout().write_all(bytes).and_then(|()| std::io::stdout().flush()),
+                Stream::Stdout => {
+                    let bytes = backtraces.push(bytes, symbols.as_ref());
+                    std::io::stdout().write_all(&bytes).and_then(|()| std::io::stdout().flush())
+                }
                 Stream::Stderr => std::io::stderr().write_all(bytes),
             };
         }
     })?;
+    let _ = std::io::stdout().write_all(&backtraces.finish()).and_then(|()| std::io::stdout().flush());
     let secs = boot.elapsed.as_secs_f64();
     let (message, code) = match boot.exit {
         Exit::Code(EXIT_SUCCESS) => (format!("guest exited with success after {secs:.1} s"), 0),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
 
+use crate::backtrace;
 use crate::boot::{Booter, QEMU_STDERR};
 use crate::build::{self, Kernel};
 use crate::cli::{TortureArgs, boot_params};
@@ -13,7 +14,7 @@ use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
 use crate::qemu::unmet_requirement;
 use crate::report::{self, Tail};
-use crate::{prereq, torture, workspace};
+use crate::{guest, prereq, symbols, torture, workspace};
 
 pub fn run(args: &TortureArgs) -> Result<ExitCode> {
     // Before anything slow: a bad combination of options fails at once.
@@ -38,7 +39,8 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
         workspace::display(&booter.run_dir.join(format!("{name}.log")))
     );
 
-    let mut judge = Judge::new(vec![TestInfo::new(plan.test)]);
+    let symbols = symbols::load_or_warn(&booter.elf);
+    let mut judge = Judge::new(vec![TestInfo::new(plan.test)]).with_symbols(symbols.clone());
     let mut tail = Tail::default();
     let opts = RunOptions { timeout: Some(plan.timeout), inherit_stdin: false };
     let boot = booter.boot(&cfg, &boot_params(&plan.params), &name, &opts, |out| {
@@ -51,10 +53,12 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
             tail.push(&line);
             return;
         }
-        if args.verbose || torture::shows(line) {
-            println!("{}", report::printable(line));
+        for shown in backtrace::render(line, symbols.as_ref()) {
+            if args.verbose || torture::shows(line) {
+                println!("{}", report::printable(&shown));
+            }
+            tail.push(&shown);
         }
-        tail.push(line);
         // Verdicts are printed once QEMU is gone: only its exit status can
         // make an expected ending out of a crash.
         judge.feed(at, line);
@@ -67,10 +71,7 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
     if !passed && !args.verbose {
         // What led there: assertion messages, panics and backtraces are not
         // among the lines shown live.
-        println!("    --- last lines of serial output ---");
-        for line in tail.take_unshown() {
-            println!("    | {}", report::printable(&line));
-        }
+        guest::print_excerpt(&mut tail, report.crash_trace.as_ref(), &mut false);
     }
     for verdict in &report.verdicts {
         println!("{}", report::verdict_line(&label, verdict));
