@@ -34,7 +34,9 @@ pub enum Command {
         streaming the guest's serial output.\n\n\
         Exit status: 0 when the guest exits with success (QEMU status 33), 1 when it reports \
         failure (35), 3 when it resets or powers off on its own (triple fault?), 124 when it \
-        runs past --timeout and is killed.")]
+        runs past --timeout and is killed.\n\n\
+        With --gdb, QEMU waits for a debugger before the first instruction; the command to attach \
+        is printed (each vCPU is a gdb thread: `info threads`, `thread 2`).")]
     Qemu(QemuArgs),
     /// Run the host tests and the in-guest tests; print one line per guest test.
     #[command(long_about = "Run the host tests (`cargo test` on the workspace's default members, then \
@@ -175,9 +177,16 @@ pub struct QemuArgs {
     /// Ask the demo kernel to keep running (demo.keep_running=1) and wait without a time limit.
     #[arg(long)]
     pub keep_running: bool,
-    /// Kill QEMU after this many seconds [default: 120, none with --keep-running].
+    /// Kill QEMU after this many seconds [default: 120, none with --keep-running or --gdb].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// Start QEMU's gdb stub, stopped at the first instruction, and print the gdb command
+    /// that attaches with the kernel's symbols (no time limit).
+    #[arg(long)]
+    pub gdb: bool,
+    /// The gdb stub's TCP port (on 127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = crate::gdb::DEFAULT_PORT, requires = "gdb")]
+    pub gdb_port: u16,
     /// Boot the guest test kernel instead of the demo (e.g. with -p ktest.run=NAME).
     #[arg(long)]
     pub test_kernel: bool,

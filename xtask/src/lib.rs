@@ -11,6 +11,7 @@ pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod configs;
+pub mod gdb;
 pub mod guest;
 pub mod hosttest;
 pub mod judge;

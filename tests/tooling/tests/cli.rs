@@ -140,11 +140,25 @@ fn contradictory_or_unknown_flags() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [&["--help"][..], &["test", "--help"], &["qemu", "--help"], &["image", "--help"]] {
+    for cmd in
+        [&["--help"][..], &["test", "--help"], &["qemu", "--help"], &["image", "--help"], &["symbolize", "--help"]]
+    {
         let (kind, text) = error(cmd);
         assert_eq!(kind, ErrorKind::DisplayHelp);
         assert!(text.contains("Usage: cargo xtask"), "{text}");
     }
     let (_, text) = error(&["qemu", "--help"]);
     assert!(text.contains("124") && text.contains("--keep-running"), "exit codes documented: {text}");
+}
+
+#[test]
+fn qemu_gdb_options() {
+    let Command::Qemu(q) = parse(&["qemu", "--gdb"]).unwrap().command else { panic!() };
+    assert!(q.gdb);
+    assert_eq!(q.gdb_port, 1234);
+    assert_eq!(q.timeout, None, "no time limit unless asked");
+    let Command::Qemu(q) = parse(&["qemu", "--gdb", "--gdb-port", "4321"]).unwrap().command else { panic!() };
+    assert_eq!(q.gdb_port, 4321);
+    assert_eq!(error(&["qemu", "--gdb-port", "4321"]).0, ErrorKind::MissingRequiredArgument);
+    assert_eq!(error(&["qemu", "--gdb", "--gdb-port", "99999"]).0, ErrorKind::ValueValidation);
 }

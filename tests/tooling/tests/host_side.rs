@@ -200,3 +200,18 @@ fn run_directories_are_named_by_utc_time() {
     assert_eq!(xtask::workspace::timestamp(951_782_400 + 3661), "20000229-010101");
     assert_eq!(xtask::workspace::timestamp(1_732_190_000), "20241121-115320");
 }
+
+#[test]
+fn gdb_attach_command_and_qemu_arguments() {
+    use xtask::gdb::{KERNEL_BASE, attach_command, qemu_args};
+    assert_eq!(KERNEL_BASE, 0xffff_8000_0000_0000, "kernel/src/boot.rs KERNEL_BASE");
+    assert_eq!(qemu_args(1234), ["-gdb", "tcp:127.0.0.1:1234", "-S"]);
+    assert_eq!(
+        attach_command(Path::new("/w/target/x86_64-unknown-none/debug/kernel"), 1240),
+        "gdb -ex 'set architecture i386:x86-64' \
+         -ex 'symbol-file /w/target/x86_64-unknown-none/debug/kernel -o 0xffff800000000000' -ex 'target remote :1240'"
+    );
+    // A path with a space stays one file name for gdb, inside the shell's quotes.
+    let cmd = attach_command(Path::new("/my dir/kernel"), 1234);
+    assert!(cmd.contains("-ex 'symbol-file \"/my dir/kernel\" -o 0xffff800000000000'"), "{cmd}");
+}
