@@ -27,6 +27,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Measure every SMP operation under QEMU: tables, goals, JSON and SVG plots.
+    #[command(long_about = "Boot the test kernel with ktest.bench=1 (plus smp.fast_start=1 and \
+        smp.expect_cpus) once per CPU count of --smp and per --runs, and read the figures it \
+        measures: the ping-pong floor, IPI round trip, synchronous call, async throughput, \
+        call-all, stop-machine, hotplug down/up/cycle, bring-up one by one and in parallel.\n\n\
+        Prints per CPU count each figure's median and p99 (µs) and its ratio to the floor of the \
+        same boot, the scaling over the CPU counts, and the issue's goals (against Linux 6.1 under \
+        the same QEMU) as MET / NOT MET. Writes results.json, latency-smpN.svg and scaling.svg to \
+        --out. Boots of one CPU count are combined by the median of their medians.\n\n\
+        Exit status: 0 when every boot measured; 1 when a boot failed (the rest is still shown and \
+        saved); 2 with --fail-on-regression when a figure is worse than --baseline by more than \
+        --threshold percent.")]
+    Bench(crate::bench::BenchArgs),
     /// Build the kernel and its disk images, and print the images' paths.
     Image(ImageArgs),
     /// Build the demo kernel and boot it in QEMU with serial on the terminal.

@@ -6,6 +6,7 @@
 //! `tests/tooling` can test them without booting anything.
 
 pub mod backtrace;
+pub mod bench;
 pub mod boot;
 pub mod build;
 pub mod cli;

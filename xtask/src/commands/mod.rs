@@ -1,6 +1,7 @@
 //! The commands: glue between the parsed arguments and the modules that do
 //! the work.
 
+mod bench;
 mod image;
 mod qemu;
 mod symbolize;
@@ -18,6 +19,7 @@ use crate::qemu::QemuConfig;
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Bench(args) => bench::run(&args),
         Command::Image(args) => image::run(&args),
         Command::Qemu(args) => qemu::run(&args),
         Command::Test(args) => test::run(&args),

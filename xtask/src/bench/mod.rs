@@ -1,0 +1,20 @@
+//! `cargo xtask bench`: the measured speed of every SMP operation.
+//!
+//! The guest does the measuring (tests/guest/src/bench.rs, boot parameter
+//! `ktest.bench=1`); this side parses its lines ([`parse`]), combines the
+//! boots ([`results`]), checks the goals ([`goals`]), compares with
+//! a baseline ([`compare`]), and shows it all as tables ([`table`]), SVG
+//! plots ([`plot`]) and a JSON file. The boots themselves are driven by
+//! `crate::commands::bench`. All of this but the host facts ([`host`]) is
+//! pure, for the host tests in tests/tooling/tests/bench.rs.
+
+pub mod args;
+pub mod compare;
+pub mod goals;
+pub mod host;
+pub mod parse;
+pub mod plot;
+pub mod results;
+pub mod table;
+
+pub use args::BenchArgs;
