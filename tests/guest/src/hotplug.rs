@@ -322,8 +322,10 @@ fn stop_machine_runs_with_every_other_cpu_irqs_off() -> Outcome {
 }
 
 static HOLD: AtomicBool = AtomicBool::new(false);
+static HOLDING: AtomicBool = AtomicBool::new(false);
 
 fn hold_here(_: usize) {
+    HOLDING.store(true, Ordering::SeqCst);
     let d = kernel::time::Deadline::after_ms(10_000);
     while HOLD.load(Ordering::SeqCst) && !d.expired() {
         core::hint::spin_loop();
@@ -334,7 +336,7 @@ fn stop_machine_names_a_cpu_that_never_acks() -> Outcome {
     let x = last_online()?;
     HOLD.store(true, Ordering::SeqCst);
     calls::call_single_nowait(x, hold_here, 0).map_err(err)?;
-    kernel::time::delay_us(20_000);
+    kassert!(kernel::time::wait_until(5_000_000, || HOLDING.load(Ordering::SeqCst)), "{x} never started spinning");
     let ran = AtomicBool::new(false);
     let r = stop_machine::stop_machine(&CpuSet::single(CpuId::BOOT), &|_| ran.store(true, Ordering::SeqCst));
     HOLD.store(false, Ordering::SeqCst);

@@ -42,9 +42,11 @@ fn idle_cpus_stop_by_ipi_at_attempt_1() -> Outcome {
 }
 
 static SPIN: AtomicBool = AtomicBool::new(true);
+static SPINNING: AtomicBool = AtomicBool::new(false);
 
 fn spin_with_interrupts_off(_: usize) {
     // A call handler runs with interrupts off: the STOP IPI cannot get in.
+    SPINNING.store(true, Ordering::SeqCst);
     while SPIN.load(Ordering::SeqCst) {
         core::hint::spin_loop();
     }
@@ -54,7 +56,10 @@ fn cpu_with_interrupts_off_stops_by_nmi_at_attempt_2() -> Outcome {
     let targets = others();
     let spinner = targets.iter().next().ok_or(Failure("no other CPU".into()))?;
     calls::call_single_nowait(spinner, spin_with_interrupts_off, 0).map_err(|e| Failure(format!("{e:?}")))?;
-    kernel::time::delay_us(20_000);
+    kassert!(
+        kernel::time::wait_until(5_000_000, || SPINNING.load(Ordering::SeqCst)),
+        "{spinner} never started spinning"
+    );
     let report = stop::stop_other_cpus(Reason::Stop);
     SPIN.store(false, Ordering::SeqCst);
     kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
