@@ -89,6 +89,12 @@ fn counters() -> String {
             c.watchdog_reports.load(Ordering::Relaxed),
         );
     }
+    let (spurious, unexpected) = crate::arch::x86_64::interrupts::stray_counts();
+    let _ = writeln!(
+        out,
+        "interrupts: {spurious} spurious, {unexpected} unexpected; {} unclaimed NMIs",
+        crate::arch::x86_64::nmi::unclaimed()
+    );
     let s = &hotplug::STATS;
     let _ = write!(
         out,

@@ -66,14 +66,6 @@ pub fn ipi_hardware_ready(cpu: CpuId) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The stack pointer of the running code.
-pub fn stack_pointer() -> u64 {
-    let rsp: u64;
-    // SAFETY: reads RSP only.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
-    rsp
-}
-
 pub fn ticket_stack_top(ticket: u32) -> u64 {
     STACK_TOPS[ticket as usize].load(Ordering::SeqCst)
 }

@@ -30,8 +30,6 @@ pub enum IpiKind {
 }
 
 impl IpiKind {
-    pub const ALL: [IpiKind; 4] = [IpiKind::CallFunction, IpiKind::Ping, IpiKind::Stop, IpiKind::StopMachine];
-
     pub const fn vector(self) -> u8 {
         match self {
             IpiKind::CallFunction => CALL_FUNCTION,

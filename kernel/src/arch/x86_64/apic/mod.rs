@@ -12,7 +12,7 @@ pub mod regs;
 pub mod startup;
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Once;
 use x2apic::lapic::{LocalApic, LocalApicBuilder};
@@ -187,8 +187,6 @@ fn destination(id: ApicId) -> u32 {
     }
 }
 
-static IPIS_SENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
 /// Sends `kind` to the CPU with APIC id `to`.
 pub fn send_ipi(kind: IpiKind, to: ApicId) {
     with_local(|l| {
@@ -196,7 +194,6 @@ pub fn send_ipi(kind: IpiKind, to: ApicId) {
         unsafe { l.send_ipi(kind.vector(), destination(to)) };
         wait_icr_idle();
     });
-    IPIS_SENT[percpu::current_cpu().index()].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Sends an NMI to the CPU with APIC id `to`.
@@ -223,11 +220,6 @@ fn wait_icr_idle() {
     if let Access::Mmio(_) = access() {
         crate::time::wait_until(1_000, || access().read(regs::ICR_LOW) & regs::ICR_DELIVERY_PENDING == 0);
     }
-}
-
-/// IPIs this CPU has sent.
-pub fn ipis_sent(cpu: smp_core::CpuId) -> u64 {
-    IPIS_SENT[cpu.index()].load(Ordering::Relaxed)
 }
 
 /// The error status of this CPU's APIC, latched now.
