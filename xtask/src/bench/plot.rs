@@ -38,6 +38,9 @@ pub fn latency_bars(r: &CpuResult) -> Vec<Bar> {
 /// would flatten the small ones to nothing.
 const LOG_SPAN: f64 = 20.0;
 
+/// One bar series: legend label, the figure it draws, its style, its side margin.
+type BarSeries = (&'static str, fn(&Bar) -> f64, ShapeStyle, u32);
+
 fn draw_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
     anyhow!("drawing the plot: {e}")
 }
@@ -105,29 +108,21 @@ where
     X: Ranged<ValueType = SegmentValue<usize>>,
     Y: Ranged<ValueType = f64>,
 {
-    let pale = BLUE.mix(0.25);
-    let p99 = bars.iter().enumerate().map(|(i, b)| {
-        let mut r =
-            Rectangle::new([(SegmentValue::Exact(i), base), (SegmentValue::Exact(i + 1), b.p99_us)], pale.filled());
-        r.set_margin(0, 0, 18, 18);
-        r
-    });
-    chart
-        .draw_series(p99)
-        .map_err(draw_err)?
-        .label("p99")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], pale.filled()));
-    let median = bars.iter().enumerate().map(|(i, b)| {
-        let mut r =
-            Rectangle::new([(SegmentValue::Exact(i), base), (SegmentValue::Exact(i + 1), b.median_us)], BLUE.filled());
-        r.set_margin(0, 0, 36, 36);
-        r
-    });
-    chart
-        .draw_series(median)
-        .map_err(draw_err)?
-        .label("median")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.filled()));
+    // p99 wide and pale behind, the median narrow and solid in front.
+    let series: [BarSeries; 2] =
+        [("p99", |b| b.p99_us, BLUE.mix(0.25).filled(), 18), ("median", |b| b.median_us, BLUE.filled(), 36)];
+    for (label, value, style, margin) in series {
+        let rects = bars.iter().enumerate().map(|(i, b)| {
+            let mut r = Rectangle::new([(SegmentValue::Exact(i), base), (SegmentValue::Exact(i + 1), value(b))], style);
+            r.set_margin(0, 0, margin, margin);
+            r
+        });
+        chart
+            .draw_series(rects)
+            .map_err(draw_err)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], style));
+    }
     let above = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Bottom));
     let values = bars
         .iter()
