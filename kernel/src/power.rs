@@ -16,6 +16,13 @@ pub enum ExitCode {
 /// Ends the run. Never returns: if no emulator device takes the write (real
 /// hardware) the CPU halts with interrupts off.
 pub fn exit(code: ExitCode) -> ! {
+    // Bochs's shutdown port carries no status: this line is the verdict there.
+    let verdict = match code {
+        ExitCode::Success => "success",
+        ExitCode::Failure => "failure",
+    };
+    crate::println_raw!("@@EXIT\t{verdict}");
+    crate::console::drain();
     // SAFETY: port 0xF4 is QEMU's debug-exit device under xtask; elsewhere
     // it is an unused ISA port and the write is ignored.
     unsafe { Port::<u32>::new(QEMU_DEBUG_EXIT).write(code as u32) };

@@ -21,7 +21,10 @@ pub const QEMU_STDERR: &str = "[qemu stderr] ";
 #[derive(Debug)]
 pub struct Booter {
     pub host: Host,
+    /// The kernel as built, for symbols.
     pub elf: PathBuf,
+    /// The same kernel without debug info, for images (see [`crate::strip`]).
+    pub image_elf: PathBuf,
     /// This run's directory under target/xtask.
     pub run_dir: PathBuf,
 }
@@ -38,6 +41,12 @@ pub struct Boot {
 }
 
 impl Booter {
+    /// Boots `elf` on `host`, keeping every boot's files in `run_dir`.
+    pub fn new(host: Host, elf: PathBuf, run_dir: PathBuf) -> Result<Booter> {
+        let image_elf = crate::strip::stripped_copy(&elf, &run_dir)?;
+        Ok(Booter { host, elf, image_elf, run_dir })
+    }
+
     /// Boots with `params` as `<run_dir>/<name>/`, logging to
     /// `<run_dir>/<name>.log`. `sink` sees the output as it comes.
     pub fn boot(
@@ -49,7 +58,7 @@ impl Booter {
         mut sink: impl FnMut(Output<'_>),
     ) -> Result<Boot> {
         let dir = self.run_dir.join(name);
-        let image = bootimage::build_image(&self.elf, cfg.firmware, params, &dir)?;
+        let image = bootimage::build_image(&self.image_elf, cfg.firmware, params, &dir)?;
         let vars = qemu::prepare_firmware(self.host.ovmf.as_ref(), &dir)?;
         let args = qemu::command_args(cfg, &image, self.host.ovmf.as_ref(), &vars);
         let log_path = self.run_dir.join(format!("{name}.log"));

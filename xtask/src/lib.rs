@@ -22,6 +22,7 @@ pub mod process;
 pub mod protocol;
 pub mod qemu;
 pub mod report;
+pub mod strip;
 pub mod symbols;
 pub mod torture;
 pub mod workspace;

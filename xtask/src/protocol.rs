@@ -31,6 +31,12 @@
 //! `-no-reboot`, or a signal) means the guest reset or powered off on its own:
 //! never a pass.
 //!
+//! Bochs has no such device: its shutdown port (`0x8900`, written the string
+//! `Shutdown`) ends the run with status 1 whatever the verdict. So just before
+//! leaving, the kernel prints `@@EXIT\t<success|failure>` on its own line,
+//! and the Bochs runner ([`crate::bochs`]) reports a shutdown after that
+//! line as status 33 or 35, and one without it as a reset.
+//!
 //! # Guest → host: serial lines
 //!
 //! COM1 output is a mix of ordinary log lines (e.g.

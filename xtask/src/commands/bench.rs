@@ -60,7 +60,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         args.runs,
         workspace::display(&run_dir)
     );
-    let booter = Booter { host, elf, run_dir };
+    let booter = Booter::new(host, elf, run_dir)?;
     let host_info = host::host_info();
     for caveat in host::caveats(&host_info) {
         eprintln!("xtask: warning: {caveat}");

@@ -13,6 +13,7 @@ pub fn run(args: &ImageArgs) -> Result<ExitCode> {
     let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
     let params = boot_params(&args.params);
     let run_dir = workspace::new_run_dir()?;
+    let elf = crate::strip::stripped_copy(&elf, &run_dir)?;
     for firmware in args.firmware.firmwares() {
         let image = bootimage::build_image(&elf, firmware, &params, &run_dir.join(firmware.name()))?;
         // Only the paths on stdout, so scripts can use them.

@@ -47,7 +47,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         (None, true) => None,
         (None, false) => Some(DEFAULT_TIMEOUT),
     };
-    let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
+    let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
     let name = format!("qemu-{}", firmware.name());
     eprintln!(
         "xtask: booting {} ({}), serial log in {}",

@@ -29,7 +29,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
         }
         let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
-        let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
+        let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
         let opts = GuestOptions {
             runs,
             verbose: args.verbose,

@@ -26,7 +26,7 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
         bail!("cannot boot this configuration: {why}");
     }
     let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
-    let booter = Booter { host, elf, run_dir: workspace::new_run_dir()? };
+    let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
     let name = format!("torture-{}", firmware.name());
     let label = cfg.label();
     eprintln!(
