@@ -24,4 +24,5 @@ pub mod qemu;
 pub mod report;
 pub mod symbols;
 pub mod torture;
+pub mod usb;
 pub mod workspace;
