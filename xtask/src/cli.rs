@@ -87,6 +87,26 @@ pub enum Command {
         log: the test kernel (guest-tests) when the log has @@KTEST lines or --test-kernel is \
         given, else the demo kernel. The ELF must be the very one that ran.")]
     Symbolize(SymbolizeArgs),
+    /// Write the image to a USB stick (Linux): checks the device, asks, writes, verifies.
+    #[command(long_about = "Build the image as `cargo xtask image` does (the demo kernel, or \
+        --test-kernel; one --firmware) and write it to the USB stick DEVICE, to boot a real machine \
+        from it.\n\n\
+        Before anything is built, DEVICE (symlinks such as /dev/disk/by-id/... resolved) must be a \
+        block device; a whole disk, not a partition (no /sys/class/block/NAME/partition); removable \
+        (/sys/class/block/NAME/removable reads 1, so an internal disk never qualifies); and neither \
+        it nor a partition of it may be mounted (/proc/self/mountinfo), a swap area (/proc/swaps) or \
+        held by device-mapper (holders/). It is then opened with O_EXCL, so nothing can mount it \
+        meanwhile. The built image must fit (sysfs size x 512 bytes).\n\n\
+        The device's vendor, model and size and the image's path and size are shown, and the write \
+        starts only after `y` on the terminal, or with --yes. Without --yes and without a terminal \
+        on standard input it refuses. The image goes out in 1 MiB chunks, each synced, with \
+        progress; then the device's cache is dropped and the image read back and compared.\n\n\
+        Writing needs permission on DEVICE: run as root, or build as yourself after \
+        `sudo setfacl -m u:$USER:rw DEVICE` (lasts until the stick is unplugged).\n\n\
+        Exit status: 0 when written and verified; 1 when nothing was written (a refused device, a \
+        `no`, a failed build); 2 when writing or verification failed, leaving the stick's contents \
+        undefined.")]
+    Usb(crate::usb::UsbArgs),
 }
 
 /// Firmware of one boot.

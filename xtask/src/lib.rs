@@ -25,4 +25,5 @@ pub mod report;
 pub mod strip;
 pub mod symbols;
 pub mod torture;
+pub mod usb;
 pub mod workspace;

@@ -1,5 +1,6 @@
 //! `cargo xtask image`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -9,15 +10,24 @@ use crate::cli::{ImageArgs, boot_params};
 use crate::workspace;
 
 pub fn run(args: &ImageArgs) -> Result<ExitCode> {
+    for image in build(args)? {
+        // Only the paths on stdout, so scripts can use them.
+        println!("{}", workspace::display(&image));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the kernel `args` names and its images, one per firmware, in a new
+/// run directory; `usb` writes what this builds, so the two never differ.
+pub(super) fn build(args: &ImageArgs) -> Result<Vec<PathBuf>> {
     let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
     let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
     let params = boot_params(&args.params);
     let run_dir = workspace::new_run_dir()?;
     let elf = crate::strip::stripped_copy(&elf, &run_dir)?;
-    for firmware in args.firmware.firmwares() {
-        let image = bootimage::build_image(&elf, firmware, &params, &run_dir.join(firmware.name()))?;
-        // Only the paths on stdout, so scripts can use them.
-        println!("{}", workspace::display(&image));
-    }
-    Ok(ExitCode::SUCCESS)
+    args.firmware
+        .firmwares()
+        .into_iter()
+        .map(|firmware| bootimage::build_image(&elf, firmware, &params, &run_dir.join(firmware.name())))
+        .collect()
 }

@@ -7,6 +7,7 @@ mod qemu;
 mod symbolize;
 mod test;
 mod torture;
+mod usb;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test(args) => test::run(&args),
         Command::Torture(args) => torture::run(&args),
         Command::Symbolize(args) => symbolize::run(&args),
+        Command::Usb(args) => usb::run(&args),
     }
 }
 
