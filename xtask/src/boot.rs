@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,10 +13,12 @@ use bootimage::BootParams;
 use crate::judge::Exit;
 use crate::prereq::Host;
 use crate::process::{self, Output, RunOptions, Stream};
-use crate::qemu::{self, QemuConfig};
+use crate::vm::{Emulator, VmConfig};
+use crate::{bochs, qemu};
 
-/// Prefix of QEMU's own messages (stderr) in logs and tails.
-pub const QEMU_STDERR: &str = "[qemu stderr] ";
+/// Prefix of the emulator's own messages (QEMU's stderr, all of Bochs's
+/// output) in logs and tails.
+pub const EMULATOR_OUTPUT: &str = "[emulator] ";
 
 /// Makes boots of one kernel ELF.
 #[derive(Debug)]
@@ -34,7 +37,7 @@ pub struct Booter {
 pub struct Boot {
     pub exit: Exit,
     pub elapsed: Duration,
-    /// The full serial output (QEMU's stderr lines marked [`QEMU_STDERR`]).
+    /// The full serial output (QEMU's stderr lines marked [`EMULATOR_OUTPUT`]).
     pub log: PathBuf,
     /// Image, boot parameters and firmware variables of this boot.
     pub dir: PathBuf,
@@ -51,7 +54,7 @@ impl Booter {
     /// `<run_dir>/<name>.log`. `sink` sees the output as it comes.
     pub fn boot(
         &self,
-        cfg: &QemuConfig,
+        cfg: &VmConfig,
         params: &BootParams,
         name: &str,
         opts: &RunOptions,
@@ -59,25 +62,44 @@ impl Booter {
     ) -> Result<Boot> {
         let dir = self.run_dir.join(name);
         let image = bootimage::build_image(&self.image_elf, cfg.firmware, params, &dir)?;
-        let vars = qemu::prepare_firmware(self.host.ovmf.as_ref(), &dir)?;
-        let args = qemu::command_args(cfg, &image, self.host.ovmf.as_ref(), &vars);
+        let (program, args, opts) = match cfg.emulator {
+            Emulator::Qemu => {
+                let vars = qemu::prepare_firmware(self.host.ovmf.as_ref(), &dir)?;
+                let args = qemu::command_args(cfg, &image, self.host.ovmf.as_ref(), &vars);
+                let opts = RunOptions { serial: None, env: Vec::new(), ..*opts };
+                (self.host.qemu.clone(), args, opts)
+            }
+            Emulator::Bochs => {
+                let bochs = self.host.bochs.clone().context("Bochs was not found (configurations needing it are skipped)")?;
+                let listener = TcpListener::bind(("127.0.0.1", 0)).context("opening a port for Bochs's serial line")?;
+                let files = bochs::prepare(cfg, &image, listener.local_addr()?.port(), &dir)?;
+                let opts = RunOptions { serial: Some(listener), env: vec![bochs::HEADLESS], ..*opts };
+                (bochs, files.args(), opts)
+            }
+        };
         let log_path = self.run_dir.join(format!("{name}.log"));
         let mut log =
             BufWriter::new(File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?);
-        let qemu = self.host.qemu.display().to_string();
+        let program = program.display().to_string();
         // The command line heads the log, so the log alone reproduces the boot.
-        writeln!(log, "# {qemu} {}", args.join(" "))?;
+        writeln!(log, "# {program} {}", args.join(" "))?;
         let mut log_error = None;
-        let (exit, elapsed) = process::run(&qemu, &args, opts, |out| {
+        let mut bochs_exit = bochs::ExitWatch::default();
+        let (exit, elapsed) = process::run(&program, &args, &opts, |out| {
             if let Output::Line(stream, _, line) = out {
-                let prefix = if stream == Stream::Stderr { QEMU_STDERR } else { "" };
+                let prefix = if stream == Stream::Stderr { EMULATOR_OUTPUT } else { "" };
                 // Flush per line: if we are killed, the log still shows how far the guest got.
                 if let Err(e) = writeln!(log, "{prefix}{line}").and_then(|()| log.flush()) {
                     log_error.get_or_insert(e);
                 }
+                match stream {
+                    Stream::Stdout => bochs_exit.serial(line),
+                    Stream::Stderr => bochs_exit.emulator(line),
+                }
             }
             sink(out);
         })?;
+        let exit = if cfg.emulator == Emulator::Bochs { bochs_exit.exit(exit) } else { exit };
         if let Some(e) = log_error {
             return Err(e).with_context(|| format!("writing {}", log_path.display()));
         }

@@ -40,6 +40,18 @@ pub enum Command {
         saved); 2 with --fail-on-regression when a figure is worse than --baseline by more than \
         --threshold percent.")]
     Bench(crate::bench::BenchArgs),
+    /// Boot the test kernel under Bochs (BIOS image, headless), serial on the terminal.
+    #[command(long_about = "Build the demo kernel (or the test kernel) and boot its BIOS image in \
+        Bochs 2.7, headless (SDL2 with SDL_VIDEODRIVER=dummy), streaming the guest's serial line to \
+        the terminal or to --serial FILE. Bochs models the local APIC and SMP start-up \
+        independently of QEMU; it runs 1 to 15 CPUs, with x2APIC on request (--x2apic: CPU model \
+        corei7_skylake_x). The run ends by itself when the kernel shuts down through Bochs's \
+        shutdown port, or at --timeout.\n\n\
+        Bochs is installed with apt-get when missing and running as root; otherwise the command \
+        to install it is printed.\n\n\
+        Exit status: 0 when the guest exits with success, 1 when it reports failure, 3 when Bochs \
+        ends otherwise (triple fault, Bochs panic), 124 when it runs past --timeout and is killed.")]
+    Bochs(BochsArgs),
     /// Build the kernel and its disk images, and print the images' paths.
     Image(ImageArgs),
     /// Build the demo kernel and boot it in QEMU with serial on the terminal.
@@ -51,6 +63,18 @@ pub enum Command {
         With --gdb, QEMU waits for a debugger before the first instruction; the command to attach \
         is printed (each vCPU is a gdb thread: `info threads`, `thread 2`).")]
     Qemu(QemuArgs),
+    /// Run the in-guest tests over the machine matrix and print a table of verdicts.
+    #[command(long_about = "Run the in-guest tests over the machine matrix: QEMU pc and q35 x \
+        SeaBIOS and OVMF x 1, 2, 4, 7 and 8 CPUs x xAPIC and x2APIC CPU models, plus disabled MADT \
+        entries (maxcpus > smp), 300 CPUs with x2APIC ids above 255, Bochs with and without \
+        x2APIC, and booting from a USB stick on xHCI under SeaBIOS and OVMF. `--list` names every \
+        cell and what it runs. Each cell shows its tests as they finish, then the time it took and \
+        how many cells are done; every boot is bounded by a time limit. A table of cells x verdicts \
+        with timings ends the run.\n\n\
+        Cells the host cannot run (QEMU older than 8.1 for x2APIC, Bochs missing) are shown as \
+        SKIP with the reason and the command that enables them.\n\n\
+        Exit status: 0 when no test failed, 1 otherwise.")]
+    Matrix(MatrixArgs),
     /// Run the host tests and the in-guest tests; print one line per guest test.
     #[command(long_about = "Run the host tests (`cargo test` on the workspace's default members, then \
         the loom models of the call queue, built with --cfg loom in target/loom) and the in-guest \
@@ -61,12 +85,14 @@ pub enum Command {
         boot of its own, tests needing more CPUs than --smp are skipped. See the protocol \
         documentation in xtask/src/protocol.rs.\n\n\
         Configurations: the `default` one runs every test on the machine --smp, --machine, \
-        --cpu and --firmware describe; then the SMP bring-up configurations (--list-configs \
-        names them) run their part of the tests on machines of their own, each under a \
-        `== configuration NAME (FIRMWARE): TESTS ==` header. --smp, --machine, --cpu and \
+        --cpu and --firmware describe; then the CI subset of the machine matrix (--list-configs \
+        names every cell; `cargo xtask matrix` runs them all) runs its part of the tests on \
+        machines of their own, each under a `== configuration NAME (FIRMWARE): TESTS ==` header, \
+        and a table of configurations and verdicts ends the run. --smp, --machine, --cpu and \
         --firmware shape the `default` configuration only; FILTER, -p, --examples, --memory \
         (unless the configuration sets its own) and the QEMU arguments after `--` apply to \
-        every configuration. Configurations needing a newer QEMU are reported as skipped.")]
+        every configuration. Configurations the host cannot run (QEMU too old, Bochs missing) \
+        are reported as skipped, with the command that enables them.")]
     Test(TestArgs),
     /// Run the cross-call stress with CPU hotplug for a while, showing its progress.
     #[command(long_about = "Boot the test kernel once and run its hotplug torture \
@@ -226,6 +252,9 @@ pub struct QemuArgs {
     /// Use this kernel ELF instead of building one.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
+    /// Attach the image as a USB stick (usb-storage on an xHCI controller) instead of a disk.
+    #[arg(long)]
+    pub usb: bool,
     /// Extra arguments for QEMU, after `--`.
     #[arg(last = true, value_name = "QEMU ARGS")]
     pub qemu_args: Vec<String>,
@@ -237,9 +266,10 @@ const DEFAULT_MACHINE: &str = "The `default` configuration's machine (--memory a
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Configurations to run: `all` (default and every SMP configuration), `default` (the
-    /// standard run only), or names separated by commas, e.g. `default,smp8,x2apic`.
-    #[arg(long, value_name = "LIST", default_value = configs::ALL, value_parser = configs::parse_selection)]
+    /// Configurations to run, separated by commas: `default` (every test on the machine the
+    /// options below describe), `ci` (the matrix's CI subset), `matrix` (every cell), `all`,
+    /// cell names or `*` patterns, e.g. `default,bochs-*,q35-uefi-smp7-x2apic`.
+    #[arg(long, value_name = "LIST", default_value = configs::TEST_DEFAULT, value_parser = configs::parse_selection)]
     pub configs: Selection,
     /// Print the configurations' names, each with what it runs, and exit.
     #[arg(long)]
@@ -281,6 +311,60 @@ pub struct TestArgs {
     pub firmware: FirmwareChoice,
     #[command(flatten, next_help_heading = DEFAULT_MACHINE)]
     pub vm: VmArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BochsArgs {
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::bochs::MAX_CPUS)))]
+    pub cpus: u32,
+    /// Give the CPUs x2APIC (Bochs's corei7_skylake_x model; the default model has none).
+    #[arg(long)]
+    pub x2apic: bool,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=2048))]
+    pub memory: u32,
+    /// Boot parameter (repeatable), e.g. `-p smp.parallel=0`.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Kill Bochs after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Write the guest's serial output to this file instead of the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub serial: Option<PathBuf>,
+    /// Boot the guest test kernel instead of the demo (e.g. with -p ktest.run=NAME).
+    #[arg(long)]
+    pub test_kernel: bool,
+    /// Use this kernel ELF instead of building one.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Cells to run, separated by commas: names, `*` patterns (`bochs-*`, `*-smp7-*`), `ci`
+    /// (the subset `cargo xtask test` runs) or `matrix` (every cell).
+    #[arg(value_name = "CELLS", default_value = configs::MATRIX, value_parser = configs::parse_selection)]
+    pub cells: Selection,
+    /// Print every cell with what it runs, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only the guest tests whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Boot parameter for every boot (repeatable); `ktest.*` is the runner's own.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_user_param)]
+    pub params: Vec<(String, String)>,
+    /// Echo the guest's serial output.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Multiply every boot's time limit by this factor (for slow machines).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+    /// Use this test kernel ELF instead of building guest-tests.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

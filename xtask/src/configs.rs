@@ -1,44 +1,62 @@
-//! The named test configurations: machines the SMP bring-up must also work
-//! on, each running a part of the guest tests.
+//! The machine matrix: every machine the kernel must work on, each a named
+//! configuration running a part of the guest tests.
 //!
-//! `cargo xtask test` runs the `default` configuration (every test, on the
-//! machine the command-line options describe) and then, unless `--configs`
-//! says otherwise, every entry of [`CONFIGS`], in table order. The user's
-//! FILTER, `-p`, `--examples`, QEMU arguments after `--` and (where the
-//! entry names none) `--memory` apply to every configuration; `--smp`,
-//! `--machine`, `--cpu` and `--firmware` shape `default` only.
+//! The matrix is QEMU's `pc` and `q35` × SeaBIOS and OVMF × 1, 2, 4, 7 and
+//! 8 CPUs × an xAPIC-only and an x2APIC CPU, plus the machines that break
+//! kernels in their own way: disabled MADT entries (`maxcpus` > `smp`), 300
+//! CPUs with x2APIC ids above 255, Bochs's independent APIC model with and
+//! without x2APIC, and booting from a USB stick. [`CI`] marks the cells
+//! `cargo xtask test` runs by default; `cargo xtask matrix` runs them all.
 //!
-//! QEMU features an entry needs (x2APIC under TCG, more than 255 CPUs) are
-//! read off its command line by [`crate::qemu::requirements`]: on an older
-//! QEMU the entry is reported as skipped, with the way to get a newer one.
+//! The user's FILTER, `-p`, `--examples`, QEMU arguments after `--` and
+//! (where the cell names none) `--memory` apply to every configuration;
+//! `--smp`, `--machine`, `--cpu` and `--firmware` shape `default` only.
+//! Features a cell needs that the host may lack (x2APIC under TCG, more
+//! than 255 CPUs, Bochs) make it *skipped*, with the reason and the command
+//! that enables it; never silently passed.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bootimage::Firmware;
 
+use crate::bochs;
 use crate::cli::{Machine, TestArgs};
 use crate::guest::GuestRun;
 use crate::plan::{NamePattern, PlanOptions};
-use crate::qemu::QemuConfig;
+use crate::vm::{Emulator, Medium, VmConfig};
 
 /// The standard run: every test, on the command line's machine.
 pub const DEFAULT: &str = "default";
-/// `default` and every entry of [`CONFIGS`].
+/// The cells marked [`Config::ci`].
+pub const CI: &str = "ci";
+/// Every cell of the matrix.
+pub const MATRIX: &str = "matrix";
+/// `default` and every cell.
 pub const ALL: &str = "all";
+/// What `cargo xtask test` runs without `--configs`.
+pub const TEST_DEFAULT: &str = "default,ci";
 
-/// One named configuration.
-#[derive(Debug, PartialEq, Eq)]
+/// Boot parameter telling the guest which APIC mode the CPU model offers,
+/// checked by `bringup::apic_mode_is_the_one_the_machine_offers`.
+pub const EXPECT_APIC: &str = "smp.expect_apic";
+
+/// One named configuration: a cell of the matrix.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub name: &'static str,
+    pub name: String,
     /// One line, for `--list-configs`.
-    pub description: &'static str,
-    pub firmwares: &'static [Firmware],
-    /// QEMU's `-smp` value; its leading number is the CPUs present, which
-    /// the guest is told as `smp.expect_cpus` (see [`expect_cpus`]).
-    pub smp: &'static str,
+    pub description: String,
+    pub emulator: Emulator,
+    pub firmware: Firmware,
+    pub medium: Medium,
     pub machine: Machine,
     /// More `-machine` options.
     pub machine_opts: Option<&'static str>,
+    /// QEMU's `-smp` value; its leading number is the CPUs present, which
+    /// the guest is told as `smp.expect_cpus` (see [`expect_cpus`]).
+    pub smp: String,
+    /// The CPU model, as the emulator names it.
     pub cpu: Option<&'static str>,
     /// More QEMU arguments (the user's, after `--`, follow them).
     pub qemu_args: &'static [&'static str],
@@ -46,84 +64,193 @@ pub struct Config {
     pub memory: Option<&'static str>,
     /// Boot parameters, given like the runner's own (a test's or the
     /// user's `-p` wins over them).
-    pub params: &'static [(&'static str, &'static str)],
+    pub params: Vec<(&'static str, &'static str)>,
     /// The tests it runs: those matching any of these.
     pub tests: &'static [NamePattern],
-    /// Time from power-on to the first test, when the firmware's usual
-    /// allowance is not enough.
+    /// Time from power-on to the first test, when the usual allowance is
+    /// not enough.
     pub boot_allowance: Option<Duration>,
+    /// Part of the subset CI runs (`--configs ci`).
+    pub ci: bool,
 }
 
-const BOTH: &[Firmware] = &[Firmware::Bios, Firmware::Uefi];
-const BIOS: &[Firmware] = &[Firmware::Bios];
+/// What a cell of the plain grid runs: the SMP machinery, which is what
+/// differs between machines. `default` runs everything else too.
+const SMP_TESTS: &[NamePattern] =
+    &[NamePattern::Prefix("bringup::"), NamePattern::Prefix("calls::"), NamePattern::Prefix("hotplug::")];
 const BRINGUP: &[NamePattern] = &[NamePattern::Prefix("bringup::")];
 
-/// A plain `pc` machine with `smp` CPUs running the bring-up suite.
-const fn plain(
-    name: &'static str,
-    description: &'static str,
-    firmwares: &'static [Firmware],
-    smp: &'static str,
-) -> Config {
+/// The grid's dimensions.
+const MACHINES: [Machine; 2] = [Machine::Pc, Machine::Q35];
+const FIRMWARES: [Firmware; 2] = [Firmware::Bios, Firmware::Uefi];
+const CPU_COUNTS: [u32; 5] = [1, 2, 4, 7, 8];
+
+/// The CPU's local APIC as the CPU model offers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApicMode {
+    XApic,
+    X2Apic,
+}
+
+impl ApicMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApicMode::XApic => "xapic",
+            ApicMode::X2Apic => "x2apic",
+        }
+    }
+
+    fn qemu_cpu(self) -> &'static str {
+        match self {
+            ApicMode::XApic => "qemu64,x2apic=off",
+            ApicMode::X2Apic => "qemu64,x2apic=on",
+        }
+    }
+}
+
+/// The cells marked for CI: one of each kind of machine, chosen so that
+/// every dimension's values appear (pc and q35, both firmwares, odd and
+/// even and single CPU counts, both APIC modes), within CI's time.
+const CI_CELLS: &[&str] = &[
+    "pc-bios-smp1-xapic",
+    "pc-uefi-smp2-xapic",
+    "q35-bios-smp8-x2apic",
+    "q35-uefi-smp7-x2apic",
+    "pc-bios-maxcpus",
+    "q35-bios-smp300-x2apic",
+    "bochs-smp4-xapic",
+    "bochs-smp4-x2apic",
+    "usb-bios",
+    "usb-uefi",
+];
+
+/// A QEMU cell with the defaults of the grid.
+fn qemu_cell(name: String, description: String, machine: Machine, firmware: Firmware, smp: String) -> Config {
     Config {
+        ci: CI_CELLS.contains(&name.as_str()),
         name,
         description,
-        firmwares,
-        smp,
-        machine: Machine::Pc,
+        emulator: Emulator::Qemu,
+        firmware,
+        medium: Medium::Disk,
+        machine,
         machine_opts: None,
+        smp,
         cpu: None,
         qemu_args: &[],
         memory: None,
-        params: &[],
-        tests: BRINGUP,
+        params: Vec::new(),
+        tests: SMP_TESTS,
         boot_allowance: None,
     }
 }
 
-/// The table, in run order.
-pub const CONFIGS: &[Config] = &[
-    plain("smp1", "bringup:: on 1 CPU (no APs to start), BIOS and UEFI", BOTH, "1"),
-    plain("smp2", "bringup:: on 2 CPUs, BIOS and UEFI", BOTH, "2"),
-    plain("smp8", "bringup:: on 8 CPUs, BIOS and UEFI", BOTH, "8"),
-    plain(
-        "maxcpus",
-        "bringup:: with -smp 2,maxcpus=4: 2 CPUs present, 2 disabled MADT entries (BIOS)",
-        BIOS,
-        "2,maxcpus=4",
-    ),
-    Config {
-        cpu: Some("qemu64,x2apic=on"),
-        tests: &[NamePattern::Prefix("bringup::"), NamePattern::Prefix("calls::")],
-        ..plain("x2apic", "bringup:: and calls:: in x2APIC mode, 4 CPUs (BIOS; needs QEMU >= 8.1)", BIOS, "4")
-    },
-    Config {
-        machine: Machine::Q35,
-        machine_opts: Some("kernel-irqchip=split"),
-        cpu: Some("qemu64,x2apic=on"),
-        qemu_args: &["-device", "intel-iommu,intremap=on,eim=on"],
-        memory: Some("512M"),
-        params: &[("smp.fast_start", "1")],
-        tests: &[
-            NamePattern::Exact("bringup::every_present_cpu_is_online"),
-            NamePattern::Exact("bringup::expected_cpu_count_is_online"),
-            NamePattern::Exact("calls::call_all_reaches_every_online_cpu"),
-        ],
-        // 300 CPUs under TCG take ~25 s to come up on two cores.
-        boot_allowance: Some(Duration::from_secs(120)),
-        ..plain(
-            "x2apic-300",
-            "every CPU online and reached by call_all with 300 CPUs (q35, x2APIC, IOMMU \
-             interrupt remapping; BIOS; needs QEMU >= 8.1)",
-            BIOS,
-            "300",
+fn grid() -> Vec<Config> {
+    let mut out = Vec::new();
+    for machine in MACHINES {
+        for firmware in FIRMWARES {
+            for cpus in CPU_COUNTS {
+                for apic in [ApicMode::XApic, ApicMode::X2Apic] {
+                    let (m, fw, a) = (machine.name(), firmware.name(), apic.name());
+                    let name = format!("{m}-{fw}-smp{cpus}-{a}");
+                    let description = format!("{SMP_TESTS_WORDS} on QEMU {m}, {fw}, {cpus} CPU(s), {a} CPU model");
+                    out.push(Config {
+                        cpu: Some(apic.qemu_cpu()),
+                        params: vec![(EXPECT_APIC, a)],
+                        ..qemu_cell(name, description, machine, firmware, cpus.to_string())
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+const SMP_TESTS_WORDS: &str = "bringup::, calls::, hotplug::";
+
+fn special() -> Vec<Config> {
+    let bochs = |apic: ApicMode| {
+        let name = format!("bochs-smp4-{}", apic.name());
+        let model = match apic {
+            ApicMode::XApic => "Bochs's default CPU (no x2APIC)",
+            ApicMode::X2Apic => bochs::X2APIC_MODEL,
+        };
+        Config {
+            emulator: Emulator::Bochs,
+            cpu: (apic == ApicMode::X2Apic).then_some(bochs::X2APIC_MODEL),
+            params: vec![(EXPECT_APIC, apic.name())],
+            ..qemu_cell(
+                name,
+                format!("{SMP_TESTS_WORDS} under Bochs 2.7, BIOS, 4 CPUs, {model}"),
+                Machine::Pc,
+                Firmware::Bios,
+                "4".into(),
+            )
+        }
+    };
+    let usb = |firmware: Firmware| Config {
+        medium: Medium::UsbStick,
+        tests: BRINGUP,
+        ..qemu_cell(
+            format!("usb-{}", firmware.name()),
+            format!("bringup:: booted from a USB stick (usb-storage on xHCI), {}, 2 CPUs", firmware.name()),
+            Machine::Pc,
+            firmware,
+            "2".into(),
         )
-    },
-];
+    };
+    vec![
+        Config {
+            tests: BRINGUP,
+            ..qemu_cell(
+                "pc-bios-maxcpus".into(),
+                "bringup:: with -smp 2,maxcpus=4: 2 CPUs present, 2 disabled MADT entries".into(),
+                Machine::Pc,
+                Firmware::Bios,
+                "2,maxcpus=4".into(),
+            )
+        },
+        Config {
+            machine_opts: Some("kernel-irqchip=split"),
+            cpu: Some(ApicMode::X2Apic.qemu_cpu()),
+            qemu_args: &["-device", "intel-iommu,intremap=on,eim=on"],
+            memory: Some("512M"),
+            params: vec![("smp.fast_start", "1"), (EXPECT_APIC, "x2apic")],
+            tests: &[
+                NamePattern::Exact("bringup::every_present_cpu_is_online"),
+                NamePattern::Exact("bringup::expected_cpu_count_is_online"),
+                NamePattern::Exact("bringup::apic_mode_is_the_one_the_machine_offers"),
+                NamePattern::Exact("calls::call_all_reaches_every_online_cpu"),
+            ],
+            // 300 CPUs under TCG take ~25 s to come up on two cores.
+            boot_allowance: Some(Duration::from_secs(120)),
+            ..qemu_cell(
+                "q35-bios-smp300-x2apic".into(),
+                "every CPU online and reached by call_all with 300 CPUs, x2APIC ids above 255 \
+                 (q35, IOMMU interrupt remapping, BIOS)"
+                    .into(),
+                Machine::Q35,
+                Firmware::Bios,
+                "300".into(),
+            )
+        },
+        bochs(ApicMode::XApic),
+        bochs(ApicMode::X2Apic),
+        usb(Firmware::Bios),
+        usb(Firmware::Uefi),
+    ]
+}
+
+static CONFIGS: LazyLock<Vec<Config>> = LazyLock::new(|| [grid(), special()].concat());
+
+/// Every cell, in run order.
+pub fn configs() -> &'static [Config] {
+    &CONFIGS
+}
 
 /// The configuration called `name`.
 pub fn find(name: &str) -> Option<&'static Config> {
-    CONFIGS.iter().find(|c| c.name == name)
+    configs().iter().find(|c| c.name == name)
 }
 
 /// Which configurations to run: `--configs`.
@@ -131,7 +258,7 @@ pub fn find(name: &str) -> Option<&'static Config> {
 pub struct Selection {
     /// Whether the `default` configuration runs (always first).
     pub default: bool,
-    /// The named ones, in table order.
+    /// The cells, in matrix order.
     pub configs: Vec<&'static Config>,
 }
 
@@ -139,16 +266,36 @@ impl Selection {
     /// The names, in run order.
     pub fn names(&self) -> Vec<&'static str> {
         let default = self.default.then_some(DEFAULT);
-        default.into_iter().chain(self.configs.iter().map(|c| c.name)).collect()
+        default.into_iter().chain(self.configs.iter().map(|c| c.name.as_str())).collect()
     }
 }
 
-/// Parses `--configs`: `all`, `default`, or names separated by commas
-/// (`default,smp8,x2apic`). They run in table order, `default` first,
-/// each once.
+/// Whether `name` matches `pattern`, where `*` stands for any text.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == name;
+    };
+    let Some(mut left) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let last = parts.pop().unwrap_or("");
+    for part in parts {
+        match left.find(part) {
+            Some(i) => left = &left[i + part.len()..],
+            None => return false,
+        }
+    }
+    left.len() >= last.len() && left.ends_with(last)
+}
+
+/// Parses `--configs`: `default`, `ci`, `matrix`, `all`, cell names and
+/// `*` patterns (`bochs-*`, `*-smp7-*`), separated by commas. They run in
+/// matrix order, `default` first, each once. A pattern matching nothing is
+/// an error, not an empty run.
 pub fn parse_selection(s: &str) -> Result<Selection, String> {
     let mut default = false;
-    let mut chosen = vec![false; CONFIGS.len()];
+    let mut chosen = vec![false; configs().len()];
     for word in s.split(',').map(str::trim) {
         match word {
             "" => return Err(format!("`{s}` has an empty configuration name")),
@@ -156,20 +303,27 @@ pub fn parse_selection(s: &str) -> Result<Selection, String> {
                 default = true;
                 chosen.fill(true);
             }
+            MATRIX => chosen.fill(true),
+            CI => configs().iter().zip(&mut chosen).filter(|(c, _)| c.ci).for_each(|(_, x)| *x = true),
             DEFAULT => default = true,
-            name => match CONFIGS.iter().position(|c| c.name == name) {
-                Some(i) => chosen[i] = true,
-                None => {
+            pattern => {
+                let mut any = false;
+                for (c, x) in configs().iter().zip(&mut chosen) {
+                    if glob_matches(pattern, &c.name) {
+                        *x = true;
+                        any = true;
+                    }
+                }
+                if !any {
                     return Err(format!(
-                        "unknown configuration `{name}`; known: {ALL}, {DEFAULT}, {} \
-                         (--list-configs describes them)",
-                        CONFIGS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                        "no configuration matches `{pattern}`; give {DEFAULT}, {CI}, {MATRIX}, {ALL}, a name or a \
+                         `*` pattern (--list-configs names them)"
                     ));
                 }
-            },
+            }
         }
     }
-    let configs = CONFIGS.iter().zip(chosen).filter_map(|(c, chosen)| chosen.then_some(c)).collect();
+    let configs = configs().iter().zip(chosen).filter_map(|(c, chosen)| chosen.then_some(c)).collect();
     Ok(Selection { default, configs })
 }
 
@@ -193,38 +347,41 @@ pub fn expect_cpus(smp: &str) -> Result<u32, String> {
 }
 
 impl Config {
-    /// This configuration as the guest runner takes it, with the user's
-    /// options that apply to every configuration.
-    pub fn guest_run(&self, args: &TestArgs) -> GuestRun {
-        let (smp, smp_opts) = split_smp(self.smp).expect("CONFIGS are checked by tooling-tests");
+    /// The machine this cell boots, with the user's options that apply to
+    /// every configuration.
+    pub fn vm(&self, args: &TestArgs) -> VmConfig {
+        let (smp, smp_opts) = split_smp(&self.smp).expect("the matrix is checked by tooling-tests");
         let mut extra: Vec<String> = self.qemu_args.iter().map(|&a| a.to_owned()).collect();
         extra.extend(args.qemu_args.iter().cloned());
-        let qemu = self
-            .firmwares
-            .iter()
-            .map(|&firmware| QemuConfig {
-                name: Some(self.name.to_owned()),
-                firmware,
-                machine: self.machine,
-                machine_opts: self.machine_opts.map(str::to_owned),
-                smp,
-                smp_opts: smp_opts.map(str::to_owned),
-                memory: self.memory.unwrap_or(&args.vm.memory).to_owned(),
-                cpu: self.cpu.map(str::to_owned),
-                extra: extra.clone(),
-                boot_allowance: self.boot_allowance,
-            })
-            .collect();
+        VmConfig {
+            name: Some(self.name.clone()),
+            emulator: self.emulator,
+            firmware: self.firmware,
+            medium: self.medium,
+            machine: self.machine,
+            machine_opts: self.machine_opts.map(str::to_owned),
+            smp,
+            smp_opts: smp_opts.map(str::to_owned),
+            memory: self.memory.unwrap_or(&args.vm.memory).to_owned(),
+            cpu: self.cpu.map(str::to_owned),
+            extra,
+            boot_allowance: self.boot_allowance,
+        }
+    }
+
+    /// This configuration as the guest runner takes it.
+    pub fn guest_run(&self, args: &TestArgs) -> GuestRun {
+        let vm = self.vm(args);
         GuestRun {
-            name: self.name.to_owned(),
+            name: self.name.clone(),
             header: true,
-            qemu,
             plan: PlanOptions {
-                smp,
+                smp: vm.smp,
                 only: self.tests.to_vec(),
                 config_params: self.params.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect(),
                 ..user_plan_options(args)
             },
+            qemu: vec![vm],
         }
     }
 }
@@ -273,15 +430,20 @@ pub fn guest_runs(args: &TestArgs) -> Vec<GuestRun> {
     runs
 }
 
-/// `--list-configs`: every name with its description.
+/// `--list-configs`: every name with its description, `*` marking CI's.
 pub fn list_text() -> String {
+    let width = configs().iter().map(|c| c.name.len()).max().unwrap_or(0).max(DEFAULT.len());
     let mut out = format!(
-        "{DEFAULT:<12} every test, on the machine --smp/--machine/--cpu/--firmware describe \
+        "  {DEFAULT:<width$}  every test, on the machine --smp/--machine/--cpu/--firmware describe \
          (default: 4 CPUs, pc, BIOS and UEFI)\n"
     );
-    for c in CONFIGS {
-        out += &format!("{:<12} {}\n", c.name, c.description);
+    for c in configs() {
+        let mark = if c.ci { '*' } else { ' ' };
+        out += &format!("{mark} {:<width$}  {}\n", c.name, c.description);
     }
-    out += &format!("{ALL:<12} {DEFAULT} and all of the above (what --configs means when not given)\n");
+    out += &format!(
+        "\n{DEFAULT} runs first; * marks the `{CI}` subset. `{MATRIX}` is every cell, `{ALL}` is {DEFAULT} and \
+         {MATRIX}; `cargo xtask test` runs `{TEST_DEFAULT}`. Names and `*` patterns (e.g. `bochs-*`) pick cells.\n"
+    );
     out
 }

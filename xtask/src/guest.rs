@@ -10,12 +10,12 @@ use anyhow::Result;
 use bootimage::Firmware;
 
 use crate::backtrace::{self, Symbols, Trace};
-use crate::boot::{Boot, Booter, QEMU_STDERR};
+use crate::boot::{Boot, Booter, EMULATOR_OUTPUT};
 use crate::judge::{Judge, ListJudge, Outcome};
 use crate::plan::{self, BootPlan, PlanOptions};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
-use crate::qemu::{QemuConfig, unmet_requirement};
+use crate::vm::{Emulator, Medium, VmConfig};
 use crate::report::{self, Tail, Tally};
 use crate::{symbols, workspace};
 
@@ -44,29 +44,53 @@ pub struct GuestRun {
     /// firmware's tests.
     pub header: bool,
     /// One machine per firmware, in run order.
-    pub qemu: Vec<QemuConfig>,
+    pub qemu: Vec<VmConfig>,
     pub plan: PlanOptions,
+}
+
+/// How one machine of a run went, for the closing table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineResult {
+    /// The configuration's name (`default` for the standard run).
+    pub config: String,
+    /// The machine's label, e.g. `bios/smp4` or the cell's name.
+    pub label: String,
+    pub tally: Tally,
+    /// Wall time of its boots; `None` when it did not run.
+    pub elapsed: Option<Duration>,
+    /// Why it did not run, when the host cannot run it.
+    pub skipped: Option<String>,
+}
+
+/// What the guest side did: the counts, and per machine for the table.
+#[derive(Debug, Default)]
+pub struct GuestReport {
+    pub tally: Tally,
+    pub machines: Vec<MachineResult>,
 }
 
 /// Runs everything; returns the guest's counts. Errors are reserved for the
 /// host failing us (cannot write a file, cannot start QEMU); whatever the
 /// guest does ends up in the tally.
-pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
+pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     let mut tally = Tally::default();
-    let version = booter.host.version;
+    let mut machines = Vec::new();
+    let total = opts.runs.iter().map(|run| run.qemu.len()).sum::<usize>();
+    let mut done = 0;
     // Loaded once: backtraces are shown and judged symbolized.
     let symbols = symbols::load_or_warn(&booter.elf);
-    let runnable = |cfg: &QemuConfig| unmet_requirement(cfg, version).is_none();
+    let runnable = |cfg: &VmConfig| cfg.unmet_requirement(&booter.host).is_none();
 
     // The list is a property of the ELF, the same under every machine: one
     // list boot serves all configurations. It takes the cheapest machine
-    // this QEMU can run: BIOS before UEFI, then the fewest CPUs.
+    // the host can run: QEMU before Bochs, BIOS before UEFI, then the fewest
+    // CPUs.
     let lister = opts
         .runs
         .iter()
         .flat_map(|run| run.qemu.iter().map(move |cfg| (run, cfg)))
         .filter(|(_, cfg)| runnable(cfg))
-        .min_by_key(|(_, cfg)| (cfg.firmware == Firmware::Uefi, cfg.smp));
+        .min_by_key(|(_, cfg)| (cfg.emulator == Emulator::Bochs, cfg.firmware == Firmware::Uefi, cfg.smp));
     let tests = match lister {
         Some((run, cfg)) => match list_tests(booter, cfg, &run.plan, opts, symbols.as_ref())? {
             Ok(tests) => Some(tests),
@@ -90,12 +114,21 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
         });
         let selection = run.plan.describe_selection();
         for cfg in &run.qemu {
-            match unmet_requirement(cfg, version) {
+            done += 1;
+            let mut result = MachineResult {
+                config: run.name.clone(),
+                label: cfg.label(),
+                tally: Tally::default(),
+                elapsed: None,
+                skipped: None,
+            };
+            match cfg.unmet_requirement(&booter.host) {
                 // Never a silent pass: the configuration shows up as skipped.
                 Some(why) => {
                     print_header(run, cfg, &selection);
                     println!("guest {} ({selection}) ... skipped: {why}", cfg.label());
-                    tally.skipped += 1;
+                    result.tally.skipped += 1;
+                    result.skipped = Some(why);
                 }
                 // No plan: the list boot failed, and said so. Nothing
                 // selected (a FILTER outside the configuration's tests):
@@ -106,18 +139,25 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<Tally> {
                     };
                     print_header(run, cfg, &selection);
                     let started = Instant::now();
-                    tally.add(run_config(booter, cfg, plan, &run.plan, opts, &symbols)?);
+                    result.tally = run_config(booter, cfg, plan, &run.plan, opts, &symbols)?;
+                    result.elapsed = Some(started.elapsed());
                     if run.header {
-                        eprintln!("xtask: configuration {} done in {}", cfg.label(), report::secs(started.elapsed()));
+                        eprintln!(
+                            "xtask: configuration {} done in {} ({done} of {total})",
+                            cfg.label(),
+                            report::secs(started.elapsed())
+                        );
                     }
                 }
             }
+            tally.add(result.tally);
+            machines.push(result);
         }
     }
-    Ok(tally)
+    Ok(GuestReport { tally, machines })
 }
 
-fn print_header(run: &GuestRun, cfg: &QemuConfig, selection: &str) {
+fn print_header(run: &GuestRun, cfg: &VmConfig, selection: &str) {
     if run.header {
         println!("== configuration {} ({}): {selection} ==", run.name, cfg.firmware.name());
     }
@@ -149,7 +189,7 @@ fn scaled(d: Duration, opts: &GuestOptions) -> Duration {
 /// guest's (already explained on the terminal).
 fn list_tests(
     booter: &Booter,
-    cfg: &QemuConfig,
+    cfg: &VmConfig,
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
     symbols: &dyn Symbols,
@@ -157,7 +197,7 @@ fn list_tests(
     let mut params = crate::cli::boot_params(&[plan_opts.runner_params(), plan_opts.user_params.clone()].concat());
     params.set("ktest.list", "1")?;
     let name = format!("{}-list", cfg.firmware.name());
-    let run = RunOptions { timeout: Some(scaled(cfg.boot_allowance() + LIST_TIME, opts)), inherit_stdin: false };
+    let run = RunOptions { timeout: Some(scaled(cfg.boot_allowance() + LIST_TIME, opts)), ..RunOptions::default() };
     eprintln!("xtask: listing guest tests ({})", cfg.label());
     let mut list = ListJudge::default();
     let mut tail = Tail::default();
@@ -187,7 +227,7 @@ fn serial_line(out: Output<'_>, verbose: bool, symbols: &dyn Symbols) -> Option<
     let (line, shown) = match stream {
         Stream::Stdout => (line.to_owned(), backtrace::render(line, symbols)),
         Stream::Stderr => {
-            let line = format!("{QEMU_STDERR}{line}");
+            let line = format!("{EMULATOR_OUTPUT}{line}");
             (line.clone(), vec![line])
         }
     };
@@ -202,7 +242,7 @@ fn serial_line(out: Output<'_>, verbose: bool, symbols: &dyn Symbols) -> Option<
 /// Runs the plan under one machine.
 fn run_config(
     booter: &Booter,
-    cfg: &QemuConfig,
+    cfg: &VmConfig,
     plan: &plan::Plan,
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
@@ -233,7 +273,7 @@ fn run_config(
 /// One boot of the plan; prints its verdicts, returns the tests to re-run.
 fn run_boot(
     booter: &Booter,
-    cfg: &QemuConfig,
+    cfg: &VmConfig,
     boot_plan: &BootPlan,
     boot_no: usize,
     opts: &GuestOptions,
@@ -247,7 +287,7 @@ fn run_boot(
         None => format!("{}-{boot_no}", cfg.firmware.name()),
     };
     let run =
-        RunOptions { timeout: Some(scaled(cfg.boot_allowance() + boot_plan.tests_time(), opts)), inherit_stdin: false };
+        RunOptions { timeout: Some(scaled(boot_plan.timeout(cfg), opts)), ..RunOptions::default() };
     if opts.verbose {
         eprintln!(
             "xtask: boot {name}: {}",
@@ -263,7 +303,7 @@ fn run_boot(
             return;
         };
         lines.iter().for_each(|l| tail.push(l));
-        if line.starts_with(QEMU_STDERR) {
+        if line.starts_with(EMULATOR_OUTPUT) {
             return;
         }
         let Output::Line(_, at, _) = out else { return };
@@ -340,7 +380,10 @@ fn remove_image(boot: &Boot) {
 }
 
 /// The `cargo xtask qemu` command that boots the same tests by hand.
-pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<&Path>) -> String {
+pub fn reproduce_command(cfg: &VmConfig, boot_plan: &BootPlan, kernel: Option<&Path>) -> String {
+    if cfg.emulator == Emulator::Bochs {
+        return reproduce_under_bochs(cfg, boot_plan, kernel);
+    }
     let mut cmd = format!(
         "cargo xtask qemu --test-kernel --firmware {} --smp {} --machine {} --memory {}",
         cfg.firmware.name(),
@@ -353,6 +396,9 @@ pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<
     }
     if let Some(cpu) = &cfg.cpu {
         cmd += &format!(" --cpu {}", shell_quote(cpu));
+    }
+    if cfg.medium == Medium::UsbStick {
+        cmd += " --usb";
     }
     for (k, v) in boot_plan.params.pairs() {
         cmd += &format!(" -p {}", shell_quote(&format!("{k}={v}")));
@@ -370,6 +416,21 @@ pub fn reproduce_command(cfg: &QemuConfig, boot_plan: &BootPlan, kernel: Option<
     if !extra.is_empty() {
         let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
         cmd += &format!(" -- {}", extra.join(" "));
+    }
+    cmd
+}
+
+/// The `cargo xtask bochs` command that boots the same tests by hand.
+fn reproduce_under_bochs(cfg: &VmConfig, boot_plan: &BootPlan, kernel: Option<&Path>) -> String {
+    let mut cmd = format!("cargo xtask bochs --test-kernel --cpus {}", cfg.smp);
+    if cfg.cpu.as_deref() == Some(crate::bochs::X2APIC_MODEL) {
+        cmd += " --x2apic";
+    }
+    if let Some(kernel) = kernel {
+        cmd += &format!(" --kernel {}", shell_quote(&kernel.display().to_string()));
+    }
+    for (k, v) in boot_plan.params.pairs() {
+        cmd += &format!(" -p {}", shell_quote(&format!("{k}={v}")));
     }
     cmd
 }

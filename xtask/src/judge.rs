@@ -441,9 +441,10 @@ impl Judge {
 
 /// What a QEMU exit status other than 33/35 means.
 pub fn unexpected_exit(code: i32) -> String {
-    // QEMU's own errors (bad arguments, unreadable image) also exit with 1.
-    let hint = if code == 1 { "; 1 is also QEMU's own error status, see its messages" } else { "" };
-    format!("guest reset (triple fault?) or powered off unexpectedly (QEMU exit status {code}{hint})")
+    // The emulators' own errors (bad arguments, unreadable image, a Bochs
+    // panic) also exit with 1.
+    let hint = if code == 1 { "; 1 is also the emulator's own error status, see its messages" } else { "" };
+    format!("guest reset (triple fault?) or powered off unexpectedly (emulator exit status {code}{hint})")
 }
 
 /// Judges a recorded boot: `lines` with the time each was seen.

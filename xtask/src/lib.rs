@@ -7,6 +7,7 @@
 
 pub mod backtrace;
 pub mod bench;
+pub mod bochs;
 pub mod boot;
 pub mod build;
 pub mod cli;
@@ -26,4 +27,5 @@ pub mod strip;
 pub mod symbols;
 pub mod torture;
 pub mod usb;
+pub mod vm;
 pub mod workspace;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use bootimage::{BootParams, Firmware};
 
 use crate::protocol::TestInfo;
+use crate::vm::{Emulator, VmConfig};
 
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
@@ -130,9 +131,9 @@ impl BootPlan {
         BootPlan { tests, params }
     }
 
-    /// How long the boot may take before it is declared hung.
-    pub fn timeout(&self, firmware: Firmware) -> Duration {
-        boot_allowance(firmware) + self.tests_time()
+    /// How long the boot may take on `vm` before it is declared hung.
+    pub fn timeout(&self, vm: &VmConfig) -> Duration {
+        vm.boot_allowance() + self.tests_time()
     }
 
     /// The tests' own time budgets, summed (the part of the time limit
@@ -143,11 +144,13 @@ impl BootPlan {
 }
 
 /// Time to get from power-on to the first test: OVMF under TCG on two
-/// overcommitted cores is slow; SeaBIOS is quick.
-pub fn boot_allowance(firmware: Firmware) -> Duration {
-    match firmware {
-        Firmware::Bios => Duration::from_secs(15),
-        Firmware::Uefi => Duration::from_secs(40),
+/// overcommitted cores is slow; SeaBIOS is quick; Bochs interprets every
+/// instruction (a 4-CPU list boot: ~10 s).
+pub fn boot_allowance(emulator: Emulator, firmware: Firmware) -> Duration {
+    match (emulator, firmware) {
+        (Emulator::Bochs, _) => Duration::from_secs(90),
+        (Emulator::Qemu, Firmware::Bios) => Duration::from_secs(15),
+        (Emulator::Qemu, Firmware::Uefi) => Duration::from_secs(40),
     }
 }
 

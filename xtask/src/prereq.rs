@@ -58,6 +58,9 @@ pub struct Host {
     pub version: Option<(u32, u32)>,
     /// Present when UEFI was asked for.
     pub ovmf: Option<Ovmf>,
+    /// Present when Bochs was asked for and is installed; a Bochs
+    /// configuration without it is skipped, saying how to install it.
+    pub bochs: Option<PathBuf>,
 }
 
 /// `name` on `PATH`, if it is there and executable.
@@ -94,8 +97,10 @@ pub fn find_ovmf() -> Option<Ovmf> {
 }
 
 /// Finds QEMU (and OVMF if `uefi`), installing them with apt-get when we
-/// are root and may, else failing with the command to run.
-pub fn ensure(uefi: bool) -> Result<Host> {
+/// are root and may, else failing with the command to run. With `bochs`,
+/// also looks for Bochs and installs it when we may; its absence is not an
+/// error (the configurations that need it are reported as skipped).
+pub fn ensure(uefi: bool, bochs: bool) -> Result<Host> {
     let mut missing = Vec::new();
     if find_program(QEMU).is_none() {
         missing.push("qemu-system-x86");
@@ -115,13 +120,33 @@ pub fn ensure(uefi: bool) -> Result<Host> {
     } else {
         None
     };
-    Ok(Host { qemu, version: qemu_version(), ovmf })
+    let bochs = if bochs { find_or_install_bochs() } else { None };
+    Ok(Host { qemu, version: qemu_version(), ovmf, bochs })
+}
+
+/// Bochs, installed first when missing and we may; `None` (with a note)
+/// when it stays missing.
+fn find_or_install_bochs() -> Option<PathBuf> {
+    let complete = || {
+        let probe = crate::vm::VmConfig { emulator: crate::vm::Emulator::Bochs, ..crate::vm::VmConfig::qemu(bootimage::Firmware::Bios, 1) };
+        find_program(crate::bochs::BOCHS).filter(|b| crate::bochs::unmet_requirement(&probe, Some(b)).is_none())
+    };
+    if complete().is_none() && may_install() {
+        if let Err(e) = install(crate::bochs::PACKAGES) {
+            eprintln!("xtask: could not install Bochs: {e:#}");
+        }
+    }
+    complete()
+}
+
+/// Root with apt-get: a bare CI machine we may install on.
+fn may_install() -> bool {
+    rustix::process::getuid().is_root() && find_program("apt-get").is_some()
 }
 
 fn install(packages: &[&str]) -> Result<()> {
     let list = packages.join(" ");
-    let is_root = rustix::process::getuid().is_root();
-    if !is_root || find_program("apt-get").is_none() {
+    if !may_install() {
         bail!(
             "missing {list}: booting the kernel needs {QEMU}{}. Install with:\n    sudo apt-get install {list}",
             if packages.contains(&"ovmf") { " and OVMF (UEFI firmware)" } else { "" }

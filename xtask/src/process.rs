@@ -9,10 +9,12 @@
 //! being killed.
 
 use std::io::Read;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,13 +39,20 @@ pub enum Output<'a> {
 }
 
 /// How to run.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// Kill the child after this long.
     pub timeout: Option<Duration>,
     /// Give the child our stdin (interactive runs); otherwise /dev/null, so
     /// that QEMU leaves the terminal's settings alone.
     pub inherit_stdin: bool,
+    /// The guest's serial line comes over a TCP connection the child makes
+    /// to this listener (Bochs, whose file output is buffered until exit),
+    /// and is reported as [`Stream::Stdout`]; the child's own stdout is then
+    /// reported as [`Stream::Stderr`].
+    pub serial: Option<TcpListener>,
+    /// Environment variables set for the child.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 /// PIDs of the children now running, for the panic hook.
@@ -142,6 +151,7 @@ pub fn run(
         None => Command::new(program),
     };
     cmd.args(args)
+        .envs(opts.env.iter().copied())
         .stdin(if opts.inherit_stdin { Stdio::inherit() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -152,32 +162,35 @@ pub fn run(
     }
     let mut running = Running { child, reaped: false };
 
-    let (tx, rx) = mpsc::channel::<(Stream, Option<Vec<u8>>)>();
+    // Messages name their source: two sources may share a stream.
+    let (tx, rx) = mpsc::channel::<(usize, Stream, Option<Vec<u8>>)>();
     let mut readers = Vec::new();
-    let stdout = running.child.stdout.take().map(|s| (Stream::Stdout, Box::new(s) as Box<dyn Read + Send>));
+    let child_stream = if opts.serial.is_some() { Stream::Stderr } else { Stream::Stdout };
+    let stdout = running.child.stdout.take().map(|s| (child_stream, Box::new(s) as Box<dyn Read + Send>));
     let stderr = running.child.stderr.take().map(|s| (Stream::Stderr, Box::new(s) as Box<dyn Read + Send>));
-    for (stream, mut pipe) in [stdout, stderr].into_iter().flatten() {
+    let pipes = [stdout, stderr].into_iter().flatten().collect::<Vec<_>>();
+    let child_pipes = pipes.len();
+    for (source, (stream, pipe)) in pipes.into_iter().enumerate() {
         let tx = tx.clone();
-        readers.push(thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send((stream, Some(buf[..n].to_vec()))).is_err() {
-                            break;
-                        }
-                    }
-                }
+        readers.push(thread::spawn(move || forward(source, stream, pipe, &tx)));
+    }
+    let child_gone = Arc::new(AtomicBool::new(false));
+    if let Some(listener) = &opts.serial {
+        let listener = listener.try_clone().context("sharing the serial listener")?;
+        let (tx, gone) = (tx.clone(), child_gone.clone());
+        readers.push(thread::spawn(move || match accept_unless(&listener, &gone) {
+            Some(conn) => forward(child_pipes, Stream::Stdout, Box::new(conn), &tx),
+            None => {
+                let _ = tx.send((child_pipes, Stream::Stdout, None));
             }
-            let _ = tx.send((stream, None));
         }));
     }
     drop(tx);
 
     let deadline = opts.timeout.map(|t| start + t);
-    let mut lines = [LineBuffer::default(), LineBuffer::default()];
+    let mut lines: Vec<(Stream, LineBuffer)> = Vec::new();
     let mut open = readers.len();
+    let mut pipes_open = child_pipes;
     let mut timed_out = false;
     while open > 0 {
         let msg = match deadline {
@@ -192,14 +205,21 @@ pub fn run(
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match msg {
-            Ok((stream, Some(bytes))) => {
+            Ok((source, stream, Some(bytes))) => {
                 sink(Output::Chunk(stream, &bytes));
                 let at = start.elapsed();
-                for line in lines[stream as usize].push(&bytes) {
+                for line in line_buffer(&mut lines, source, stream).push(&bytes) {
                     sink(Output::Line(stream, at, &line));
                 }
             }
-            Ok((_, None)) => open -= 1,
+            Ok((source, _, None)) => {
+                open -= 1;
+                if source < child_pipes {
+                    pipes_open -= 1;
+                    // A child that never connected will not now.
+                    child_gone.store(pipes_open == 0, Ordering::Relaxed);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 timed_out = true;
                 break;
@@ -219,24 +239,65 @@ pub fn run(
     };
     let ended = start.elapsed();
     // Whatever was still in the pipes when it ended.
-    for (stream, bytes) in rx.try_iter() {
+    for (source, stream, bytes) in rx.try_iter() {
         if let Some(bytes) = bytes {
             sink(Output::Chunk(stream, &bytes));
-            for line in lines[stream as usize].push(&bytes) {
+            for line in line_buffer(&mut lines, source, stream).push(&bytes) {
                 sink(Output::Line(stream, ended, &line));
             }
         }
     }
-    for (stream, buffer) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut lines) {
+    for (stream, buffer) in &mut lines {
         if let Some(line) = buffer.rest() {
-            sink(Output::Line(stream, ended, &line));
+            sink(Output::Line(*stream, ended, &line));
         }
     }
     drop(running);
+    child_gone.store(true, Ordering::Relaxed);
     for reader in readers {
         let _ = reader.join();
     }
     Ok((exit, ended))
+}
+
+/// Sends what `pipe` yields as `source`'s, then its end.
+fn forward(source: usize, stream: Stream, mut pipe: Box<dyn Read + Send>, tx: &Sender<(usize, Stream, Option<Vec<u8>>)>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.send((source, stream, Some(buf[..n].to_vec()))).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tx.send((source, stream, None));
+}
+
+/// The child's connection to `listener`, or `None` once `gone` says the
+/// child has closed its pipes without connecting.
+fn accept_unless(listener: &TcpListener, gone: &AtomicBool) -> Option<std::net::TcpStream> {
+    listener.set_nonblocking(true).ok()?;
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => return conn.set_nonblocking(false).ok().map(|()| conn),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !gone.load(Ordering::Relaxed) => {
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The line buffer of `source`, made on first use.
+fn line_buffer(lines: &mut Vec<(Stream, LineBuffer)>, source: usize, stream: Stream) -> &mut LineBuffer {
+    if lines.len() <= source {
+        lines.resize_with(source + 1, || (stream, LineBuffer::default()));
+    }
+    lines[source].0 = stream;
+    &mut lines[source].1
 }
 
 fn exit_of(status: ExitStatus) -> Exit {

@@ -1,74 +1,16 @@
 //! The QEMU command line, and which QEMU a configuration needs.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bootimage::Firmware;
 
-use crate::cli::Machine;
+use crate::vm::{Medium, VmConfig};
 use crate::prereq::{BACKPORTS_HINT, Ovmf};
-
-/// Everything that shapes a boot except the image.
-#[derive(Clone, Debug)]
-pub struct QemuConfig {
-    /// The named test configuration this is (see [`crate::configs`]);
-    /// `None` for the one the command-line options describe.
-    pub name: Option<String>,
-    pub firmware: Firmware,
-    pub machine: Machine,
-    /// More `-machine` options, e.g. `kernel-irqchip=split`.
-    pub machine_opts: Option<String>,
-    /// CPUs present at boot: `-smp`'s leading number.
-    pub smp: u32,
-    /// More `-smp` options, e.g. `maxcpus=4`.
-    pub smp_opts: Option<String>,
-    /// As QEMU's `-m` takes it, e.g. `256M`.
-    pub memory: String,
-    pub cpu: Option<String>,
-    /// Passed through after ours.
-    pub extra: Vec<String>,
-    /// Time from power-on to the first test, when the firmware's usual
-    /// [`boot_allowance`](crate::plan::boot_allowance) is not enough.
-    pub boot_allowance: Option<Duration>,
-}
-
-impl QemuConfig {
-    /// Short label for reports: `bios/smp4`, or `bios/<name>` for a named
-    /// configuration.
-    pub fn label(&self) -> String {
-        match &self.name {
-            Some(name) => format!("{}/{name}", self.firmware.name()),
-            None => format!("{}/smp{}", self.firmware.name(), self.smp),
-        }
-    }
-
-    /// QEMU's `-machine` value, e.g. `q35,kernel-irqchip=split`.
-    pub fn machine_arg(&self) -> String {
-        with_opts(self.machine.name().to_owned(), self.machine_opts.as_deref())
-    }
-
-    /// QEMU's `-smp` value, e.g. `2,maxcpus=4`.
-    pub fn smp_arg(&self) -> String {
-        with_opts(self.smp.to_string(), self.smp_opts.as_deref())
-    }
-
-    /// Time from power-on to the first test.
-    pub fn boot_allowance(&self) -> Duration {
-        self.boot_allowance.unwrap_or_else(|| crate::plan::boot_allowance(self.firmware))
-    }
-}
-
-fn with_opts(value: String, opts: Option<&str>) -> String {
-    match opts {
-        Some(opts) => format!("{value},{opts}"),
-        None => value,
-    }
-}
 
 /// The arguments for booting `image`. `vars` is where a writable copy of a
 /// split OVMF's variable store lives (see [`prepare_firmware`]).
-pub fn command_args(cfg: &QemuConfig, image: &Path, ovmf: Option<&Ovmf>, vars: &Path) -> Vec<String> {
+pub fn command_args(cfg: &VmConfig, image: &Path, ovmf: Option<&Ovmf>, vars: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
         cfg.machine_arg(),
@@ -84,9 +26,20 @@ pub fn command_args(cfg: &QemuConfig, image: &Path, ovmf: Option<&Ovmf>, vars: &
         "stdio".into(),
         "-device".into(),
         "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
-        "-drive".into(),
-        format!("format=raw,file={}", image.display()),
     ];
+    match cfg.medium {
+        Medium::Disk => args.extend(["-drive".into(), format!("format=raw,file={}", image.display())]),
+        // SeaBIOS and OVMF both boot from a USB stick on xHCI; the kernel
+        // never touches USB, so what is tested is the firmware's hand-over.
+        Medium::UsbStick => args.extend([
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!("if=none,id=stick,format=raw,file={}", image.display()),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=stick".into(),
+        ]),
+    }
     if cfg.firmware == Firmware::Uefi {
         match ovmf {
             Some(Ovmf::Combined(path)) => args.extend(["-bios".into(), path.display().to_string()]),
@@ -127,7 +80,7 @@ pub struct Requirement {
 }
 
 /// The QEMU features `cfg` needs that not every QEMU has.
-pub fn requirements(cfg: &QemuConfig) -> Vec<Requirement> {
+pub fn requirements(cfg: &VmConfig) -> Vec<Requirement> {
     let wants_x2apic = |s: &str| s.contains("x2apic=on") || s.contains("+x2apic");
     let mut out = Vec::new();
     if cfg.cpu.as_deref().is_some_and(wants_x2apic) || cfg.extra.iter().any(|a| wants_x2apic(a)) {
@@ -143,7 +96,7 @@ pub fn requirements(cfg: &QemuConfig) -> Vec<Requirement> {
 
 /// Why `cfg` cannot run on QEMU `version`, with the way to fix it; `None`
 /// when it can.
-pub fn unmet_requirement(cfg: &QemuConfig, version: Option<(u32, u32)>) -> Option<String> {
+pub fn unmet_requirement(cfg: &VmConfig, version: Option<(u32, u32)>) -> Option<String> {
     let req = requirements(cfg).into_iter().find(|r| version.is_none_or(|v| v < r.min_version))?;
     let found = match version {
         Some((a, b)) => format!("{a}.{b}"),

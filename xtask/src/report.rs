@@ -119,3 +119,36 @@ pub fn printable(line: &str) -> String {
     }
     out
 }
+
+/// The closing table of a run over several machines: one row per machine
+/// with its verdict, counts and time; why a machine was skipped follows
+/// the table, since the way to enable it is long.
+pub fn machine_table(machines: &[crate::guest::MachineResult]) -> String {
+    let width = machines.iter().map(|m| m.label.len()).max().unwrap_or(0).max("configuration".len());
+    let mut out = format!(
+        "{:<width$}  {:<7}  {:>6}  {:>6}  {:>7}  {:>8}\n",
+        "configuration", "verdict", "passed", "failed", "skipped", "time"
+    );
+    let mut notes = Vec::new();
+    for m in machines {
+        let verdict = match (&m.skipped, m.tally) {
+            (Some(why), _) => {
+                notes.push(format!("{}: skipped: {why}", m.label));
+                "SKIP"
+            }
+            (None, t) if t.failed > 0 => "FAIL",
+            (None, t) if t.passed > 0 => "pass",
+            (None, _) => "none",
+        };
+        let time = m.elapsed.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
+        let t = m.tally;
+        out += &format!(
+            "{:<width$}  {verdict:<7}  {:>6}  {:>6}  {:>7}  {time:>8}\n",
+            m.label, t.passed, t.failed, t.skipped
+        );
+    }
+    for note in notes {
+        out += &format!("  {note}\n");
+    }
+    out
+}

@@ -4,10 +4,12 @@
 
 use alloc::format;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
+use kernel::arch::x86_64::apic;
 use kernel::hooks::{self, Mode};
 use kernel::ktest::{Failure, Outcome, Test};
-use kernel::smp::{self, bringup, ping};
+use kernel::smp::{self, bringup, calls, ping};
 use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
 
 /// A ping's answer may take a while under TCG on two overcommitted cores.
@@ -16,6 +18,7 @@ const PING_TIMEOUT_US: u64 = 2_000_000;
 pub const TESTS: &[Test] = &[
     ktest!(every_present_cpu_is_online),
     ktest!(expected_cpu_count_is_online),
+    ktest!(apic_mode_is_the_one_the_machine_offers),
     ktest!(every_online_cpu_answers_an_ipi).min_cpus(2),
     ktest!(watcher_pings_each_cpu_the_instant_it_is_online).params("smp.boot_aps=0").min_cpus(2),
     ktest!(a_failing_setup_step_leaves_only_that_cpu_offline).params("smp.boot_aps=0").min_cpus(4).timeout_ms(60_000),
@@ -41,6 +44,32 @@ fn expected_cpu_count_is_online() -> Outcome {
     let expected: usize = expected.parse().map_err(|_| Failure(format!("bad smp.expect_cpus={expected}")))?;
     kassert_eq!(smp::online_count(), expected);
     kassert_eq!(smp::PRESENT.len(), expected);
+    Ok(())
+}
+
+/// CPUID.01H:ECX bit 21: the CPU offers x2APIC (SDM vol. 2A, CPUID).
+const CPUID_1_ECX_X2APIC: u32 = 1 << 21;
+
+/// Every online CPU runs its local APIC in x2APIC mode exactly when the CPU
+/// offers it, and that is the mode the runner says the machine's CPU model
+/// has (`smp.expect_apic`, set by the matrix): a kernel stuck in xAPIC mode
+/// passes everything else on small machines and fails only past 255 CPUs.
+fn apic_mode_is_the_one_the_machine_offers() -> Outcome {
+    let offered = core::arch::x86_64::__cpuid(1).ecx & CPUID_1_ECX_X2APIC != 0;
+    let name = |x2: bool| if x2 { "x2apic" } else { "xapic" };
+    kassert_eq!(name(apic::mode() == apic::Mode::X2Apic), name(offered));
+    if let Some(expected) = kernel::params::get("smp.expect_apic") {
+        // The runner's CPU model must be the one the CPU reports.
+        kassert_eq!(name(offered), expected);
+    }
+    let agree = AtomicUsize::new(0);
+    calls::call_all("apic-mode", true, &|| {
+        if apic::x2apic_enabled_this_cpu() == offered {
+            agree.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // CPUs whose IA32_APIC_BASE.EXTD says the right mode.
+    kassert_eq!(agree.load(Ordering::SeqCst), smp::online_count());
     Ok(())
 }
 

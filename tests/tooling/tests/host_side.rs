@@ -11,7 +11,8 @@ use xtask::hosttest::{Counts, LOOM_ARGS, loom_rustflags, loom_target_dir, parse_
 use xtask::judge::{Outcome, Verdict};
 use xtask::prereq::{Ovmf, parse_qemu_version};
 use xtask::process::LineBuffer;
-use xtask::qemu::{QemuConfig, command_args, unmet_requirement};
+use xtask::qemu::{command_args, unmet_requirement};
+use xtask::vm::VmConfig;
 use xtask::report::{Tail, Tally, printable, verdict_line};
 
 #[test]
@@ -57,19 +58,8 @@ fn qemu_versions() {
     assert_eq!(parse_qemu_version(""), None);
 }
 
-fn cfg() -> QemuConfig {
-    QemuConfig {
-        name: None,
-        firmware: Firmware::Bios,
-        machine: Machine::Pc,
-        machine_opts: None,
-        smp: 4,
-        smp_opts: None,
-        memory: "256M".into(),
-        cpu: None,
-        extra: Vec::new(),
-        boot_allowance: None,
-    }
+fn cfg() -> VmConfig {
+    VmConfig::qemu(Firmware::Bios, 4)
 }
 
 #[test]

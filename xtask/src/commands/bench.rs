@@ -17,12 +17,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::bench::parse::BootParser;
 use crate::bench::results::{self, BootResult, CpuResult, Report};
 use crate::bench::{BenchArgs, compare, goals, host, plot, table};
-use crate::boot::{Booter, QEMU_STDERR};
+use crate::boot::{Booter, EMULATOR_OUTPUT};
 use crate::build::{self, Kernel};
-use crate::cli::{Machine, boot_params};
+use crate::cli::boot_params;
 use crate::plan::EXPECT_CPUS;
 use crate::process::{Output, RunOptions, Stream};
-use crate::qemu::{QemuConfig, unmet_requirement};
+use crate::vm::VmConfig;
 use crate::report::{self, Tail};
 use crate::{prereq, workspace};
 
@@ -39,10 +39,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let baseline = args.baseline.as_deref().map(Report::load).transpose()?;
     let firmware: Firmware = args.firmware.into();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let configs: Vec<QemuConfig> = args.smp.0.iter().map(|&n| qemu_config(firmware, n, &args.qemu_args)).collect();
-    let host = prereq::ensure(firmware == Firmware::Uefi)?;
+    let configs: Vec<VmConfig> = args.smp.0.iter().map(|&n| qemu_config(firmware, n, &args.qemu_args)).collect();
+    let host = prereq::ensure(firmware == Firmware::Uefi, false)?;
     for cfg in &configs {
-        if let Some(why) = unmet_requirement(cfg, host.version) {
+        if let Some(why) = cfg.unmet_requirement(&host) {
             bail!("cannot boot {} CPUs: {why}", cfg.smp);
         }
     }
@@ -107,19 +107,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// A plain `pc` machine with `cpus` CPUs and the default memory.
-fn qemu_config(firmware: Firmware, cpus: u32, extra: &[String]) -> QemuConfig {
-    QemuConfig {
-        name: None,
-        firmware,
-        machine: Machine::Pc,
-        machine_opts: None,
-        smp: cpus,
-        smp_opts: None,
-        memory: "256M".into(),
-        cpu: None,
-        extra: extra.to_vec(),
-        boot_allowance: None,
-    }
+fn qemu_config(firmware: Firmware, cpus: u32, extra: &[String]) -> VmConfig {
+    VmConfig { extra: extra.to_vec(), ..VmConfig::qemu(firmware, cpus) }
 }
 
 /// The parameters of every boot but the CPU count: the runner's, then the
@@ -132,7 +121,7 @@ fn shared_params(args: &BenchArgs) -> Vec<(String, String)> {
 
 /// Runs every boot; returns the combined results per CPU count and one line
 /// per failed boot.
-fn measure(booter: &Booter, configs: &[QemuConfig], args: &BenchArgs) -> Result<(Vec<CpuResult>, Vec<String>)> {
+fn measure(booter: &Booter, configs: &[VmConfig], args: &BenchArgs) -> Result<(Vec<CpuResult>, Vec<String>)> {
     let total = configs.len() as u64 * u64::from(args.runs);
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -190,7 +179,7 @@ type BootOutcome = Result<(BootResult, Duration), (String, Vec<String>)>;
 /// outcome and the serial log's path.
 fn boot_once(
     booter: &Booter,
-    cfg: &QemuConfig,
+    cfg: &VmConfig,
     params: &[(String, String)],
     name: &str,
     timeout_secs: u64,
@@ -198,11 +187,11 @@ fn boot_once(
 ) -> Result<(BootOutcome, PathBuf)> {
     let mut parser = BootParser::new(cfg.smp);
     let mut tail = Tail::default();
-    let opts = RunOptions { timeout: Some(Duration::from_secs(timeout_secs)), inherit_stdin: false };
+    let opts = RunOptions { timeout: Some(Duration::from_secs(timeout_secs)), ..RunOptions::default() };
     let boot = booter.boot(cfg, &boot_params(params), name, &opts, |out| {
         if let Output::Line(stream, _, line) = out {
             if stream == Stream::Stderr {
-                tail.push(&format!("{QEMU_STDERR}{line}"));
+                tail.push(&format!("{EMULATOR_OUTPUT}{line}"));
                 return;
             }
             tail.push(line);

@@ -2,7 +2,10 @@
 //! the work.
 
 mod bench;
+mod bochs;
 mod image;
+mod interactive;
+mod matrix;
 mod qemu;
 mod symbolize;
 mod test;
@@ -15,13 +18,15 @@ use anyhow::Result;
 use bootimage::Firmware;
 
 use crate::cli::{Cli, Command, VmArgs};
-use crate::qemu::QemuConfig;
+use crate::vm::VmConfig;
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::Bochs(args) => bochs::run(&args),
         Command::Image(args) => image::run(&args),
+        Command::Matrix(args) => matrix::run(&args),
         Command::Qemu(args) => qemu::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Torture(args) => torture::run(&args),
@@ -30,17 +35,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> QemuConfig {
-    QemuConfig {
-        name: None,
-        firmware,
+pub(crate) fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> VmConfig {
+    VmConfig {
         machine: vm.machine,
-        machine_opts: None,
-        smp: vm.smp,
-        smp_opts: None,
         memory: vm.memory.clone(),
         cpu: vm.cpu.clone(),
         extra: extra.to_vec(),
-        boot_allowance: None,
+        ..VmConfig::qemu(firmware, vm.smp)
     }
 }

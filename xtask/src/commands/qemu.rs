@@ -1,28 +1,19 @@
 //! `cargo xtask qemu`: one interactive boot with the guest's verdict as our
 //! exit status.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::backtrace::LiveFilter;
 use crate::boot::Booter;
 use crate::build::{self, Kernel};
 use crate::cli::{QemuArgs, boot_params};
-use crate::judge::{Exit, unexpected_exit};
-use crate::process::{Output, RunOptions, Stream};
-use crate::protocol::{EXIT_FAILURE, EXIT_SUCCESS};
-use crate::qemu::unmet_requirement;
-use crate::{gdb, prereq, symbols, workspace};
+use crate::process::RunOptions;
+use crate::{gdb, prereq, workspace};
 
 /// Without --keep-running the demo ends by itself; this is plenty.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Exit statuses (see the command's --help).
-const EXIT_RESET: u8 = 3;
-const EXIT_TIMEOUT: u8 = 124;
 
 pub fn run(args: &QemuArgs) -> Result<ExitCode> {
     let firmware = args.firmware.into();
@@ -30,9 +21,12 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
     if args.gdb {
         extra.extend(gdb::qemu_args(args.gdb_port));
     }
-    let cfg = super::qemu_config(firmware, &args.vm, &extra);
-    let host = prereq::ensure(firmware == bootimage::Firmware::Uefi)?;
-    if let Some(why) = unmet_requirement(&cfg, host.version) {
+    let mut cfg = super::qemu_config(firmware, &args.vm, &extra);
+    if args.usb {
+        cfg.medium = crate::vm::Medium::UsbStick;
+    }
+    let host = prereq::ensure(firmware == bootimage::Firmware::Uefi, false)?;
+    if let Some(why) = cfg.unmet_requirement(&host) {
         bail!("cannot boot this configuration: {why}");
     }
     let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
@@ -72,35 +66,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         // With a time limit QEMU may get killed, and then it cannot restore
         // a terminal it changed; without one, the person may type to the guest.
         inherit_stdin: timeout.is_none(),
+        ..RunOptions::default()
     };
-    let symbols = symbols::load_or_warn(&booter.elf);
-    let mut backtraces = LiveFilter::default();
-    let boot = booter.boot(&cfg, &params, &name, &opts, |out| {
-        // Raw chunks, not lines: a prompt without a newline shows at once.
-        // Only `@@BT` lines wait for their end, to be shown symbolized.
-        if let Output::Chunk(stream, bytes) = out {
-            let _ = match stream {
-                Stream::Stdout => {
-                    let bytes = backtraces.push(bytes, symbols.as_ref());
-                    std::io::stdout().write_all(&bytes).and_then(|()| std::io::stdout().flush())
-                }
-                Stream::Stderr => std::io::stderr().write_all(bytes),
-            };
-        }
-    })?;
-    let _ = std::io::stdout().write_all(&backtraces.finish()).and_then(|()| std::io::stdout().flush());
-    let secs = boot.elapsed.as_secs_f64();
-    let (message, code) = match boot.exit {
-        Exit::Code(EXIT_SUCCESS) => (format!("guest exited with success after {secs:.1} s"), 0),
-        Exit::Code(EXIT_FAILURE) => (format!("guest exited with FAILURE after {secs:.1} s"), 1),
-        Exit::TimedOut => (format!("guest still running after {secs:.1} s: killed (hang?)"), EXIT_TIMEOUT),
-        // gdb's `kill` ends QEMU with status 0, as a reset would.
-        Exit::Code(0) if args.gdb => {
-            (format!("QEMU ended after {secs:.1} s (`kill` from gdb, or a guest reset)"), EXIT_RESET)
-        }
-        Exit::Code(c) => (format!("after {secs:.1} s: {}", unexpected_exit(c)), EXIT_RESET),
-        Exit::Signal(s) => (format!("QEMU was killed by signal {s}"), EXIT_RESET),
-    };
-    eprintln!("xtask: {message}");
-    Ok(ExitCode::from(code))
+    super::interactive::boot(&booter, &cfg, &params, &name, &opts, &mut std::io::stdout(), args.gdb)
 }

@@ -8,7 +8,8 @@ use crate::boot::Booter;
 use crate::build::{self, Kernel};
 use crate::cli::TestArgs;
 use crate::guest::{self, GuestOptions};
-use crate::report::Tally;
+use crate::report::{self, Tally};
+use crate::vm::Emulator;
 use crate::{configs, hosttest, prereq, workspace};
 
 pub fn run(args: &TestArgs) -> Result<ExitCode> {
@@ -23,7 +24,8 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     if !args.no_guest {
         let runs = configs::guest_runs(args);
         let uefi = runs.iter().flat_map(|run| &run.qemu).any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
-        let host = prereq::ensure(uefi)?;
+        let bochs = runs.iter().flat_map(|run| &run.qemu).any(|cfg| cfg.emulator == Emulator::Bochs);
+        let host = prereq::ensure(uefi, bochs)?;
         match host.version {
             Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),
             None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
@@ -36,7 +38,11 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             timeout_scale: args.timeout_scale,
             kernel: args.kernel.clone(),
         };
-        tally.add(guest::run_tests(&booter, &opts)?);
+        let report = guest::run_tests(&booter, &opts)?;
+        if report.machines.len() > 1 || !args.configs.configs.is_empty() {
+            println!("\n{}", report::machine_table(&report.machines));
+        }
+        tally.add(report.tally);
     }
     // The closing line, alone, in the form CI reads.
     println!("{}", tally.summary_line());

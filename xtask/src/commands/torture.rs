@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow, bail};
 
 use crate::backtrace;
-use crate::boot::{Booter, QEMU_STDERR};
+use crate::boot::{Booter, EMULATOR_OUTPUT};
 use crate::build::{self, Kernel};
 use crate::cli::{TortureArgs, boot_params};
 use crate::judge::{Judge, Outcome};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
-use crate::qemu::unmet_requirement;
 use crate::report::{self, Tail};
 use crate::{guest, prereq, symbols, torture, workspace};
 
@@ -21,8 +20,8 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
     let plan = torture::plan(&args.request()).map_err(|e| anyhow!(e))?;
     let firmware = args.firmware.into();
     let cfg = super::qemu_config(firmware, &args.vm(), &args.qemu_args);
-    let host = prereq::ensure(firmware == bootimage::Firmware::Uefi)?;
-    if let Some(why) = unmet_requirement(&cfg, host.version) {
+    let host = prereq::ensure(firmware == bootimage::Firmware::Uefi, false)?;
+    if let Some(why) = cfg.unmet_requirement(&host) {
         bail!("cannot boot this configuration: {why}");
     }
     let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
@@ -42,11 +41,11 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
     let symbols = symbols::load_or_warn(&booter.elf);
     let mut judge = Judge::new(vec![TestInfo::new(plan.test)]).with_symbols(symbols.clone());
     let mut tail = Tail::default();
-    let opts = RunOptions { timeout: Some(plan.timeout), inherit_stdin: false };
+    let opts = RunOptions { timeout: Some(plan.timeout), ..RunOptions::default() };
     let boot = booter.boot(&cfg, &boot_params(&plan.params), &name, &opts, |out| {
         let Output::Line(stream, at, line) = out else { return };
         if stream == Stream::Stderr {
-            let line = format!("{QEMU_STDERR}{line}");
+            let line = format!("{EMULATOR_OUTPUT}{line}");
             if args.verbose {
                 eprintln!("{}", report::printable(&line));
             }

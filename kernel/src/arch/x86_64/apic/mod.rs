@@ -72,6 +72,14 @@ pub fn enter_mode_this_cpu() {
     }
 }
 
+/// Whether this CPU's local APIC is in x2APIC mode (IA32_APIC_BASE.EXTD),
+/// as the hardware says rather than as [`mode`] intends.
+pub fn x2apic_enabled_this_cpu() -> bool {
+    // SAFETY: reading IA32_APIC_BASE has no side effects.
+    let base = unsafe { x86_64::registers::model_specific::Msr::new(IA32_APIC_BASE).read() };
+    base & APIC_BASE_EXTD != 0
+}
+
 /// Decides the mode (boot CPU, before any AP starts) and enters it.
 pub fn detect() -> Mode {
     let m = MODE
