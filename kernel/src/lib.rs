@@ -14,6 +14,7 @@ pub mod boot;
 pub mod console;
 pub mod fbcon;
 pub mod hooks;
+pub mod keyboard;
 pub mod ktest;
 pub mod mem;
 pub mod panic;
