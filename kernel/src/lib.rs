@@ -24,5 +24,6 @@ pub mod power;
 pub mod shell;
 pub mod smp;
 pub mod time;
+pub mod torture;
 
 pub use smp_core::{ApicId, CpuId, CpuSet};
