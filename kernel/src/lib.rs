@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod backtrace;
+pub mod bench;
 pub mod boot;
 pub mod console;
 pub mod fbcon;
