@@ -4,6 +4,7 @@
 //! demonstration.
 
 mod line;
+mod load;
 mod show;
 
 use alloc::format;
@@ -16,7 +17,7 @@ use crate::{console, keyboard, percpu, power, println_raw};
 
 pub use line::LineEditor;
 
-const HELP: &str = "commands: help | cpus | down N | up N | stopmachine | counters | shutdown";
+const HELP: &str = "commands: help | cpus | down N | up N | stopmachine | torture SECS | bench | counters | shutdown";
 
 /// Runs one command line and returns what it prints.
 pub fn execute(line: &str) -> Result<String, String> {
@@ -53,6 +54,8 @@ pub fn execute(line: &str) -> Result<String, String> {
                 })
                 .map_err(|e| format!("{e:?}"))
         }
+        "torture" => load::torture(words.next()),
+        "bench" => load::bench(),
         "counters" => Ok(show::counters()),
         "shutdown" => {
             let r = stop::stop_other_cpus(stop::Reason::Stop);

@@ -9,11 +9,13 @@ use core::sync::atomic::Ordering;
 
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::{self, hotplug};
-use kernel::{CpuId, console, kassert, kassert_eq, keyboard, ktest, shell};
+use kernel::{CpuId, console, kassert, kassert_eq, keyboard, ktest, println_raw, shell};
 
 pub const TESTS: &[Test] = &[
     ktest!(console_commands_arrive_over_serial_and_act).min_cpus(2),
     ktest!(console_commands_typed_on_the_keyboard_act).min_cpus(2),
+    ktest!(console_torture_sends_calls_and_hotplugs_cleanly).min_cpus(3).timeout_ms(120_000),
+    ktest!(console_bench_measures_calls).min_cpus(2).timeout_ms(60_000),
 ];
 
 /// Types `line` over the looped-back UART and runs what arrives.
@@ -127,5 +129,49 @@ fn console_commands_typed_on_the_keyboard_act() -> Outcome {
     codes.extend(strokes("s")?);
     codes.extend(stroke(ENTER));
     kassert_eq!(keyboard_line(&codes)?, "cpus");
+    Ok(())
+}
+
+/// The number just before `suffix` in `text` (`"12 calls"` → 12).
+fn number_before(text: &str, suffix: &str) -> Result<u64, Failure> {
+    let head = text.split(suffix).next().filter(|h| h.len() < text.len());
+    let digits = head.and_then(|h| h.trim_end().rsplit(|c: char| !c.is_ascii_digit()).next());
+    digits.and_then(|d| d.parse().ok()).ok_or_else(|| Failure(format!("no number before `{suffix}` in: {text}")))
+}
+
+/// The number just after `prefix` in `text` (`"p99 40 ns"`, `"p99 "` → 40).
+fn number_after(text: &str, prefix: &str) -> Result<u64, Failure> {
+    let tail = text.split_once(prefix).map(|(_, t)| t);
+    let digits = tail.map(|t| t.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""));
+    digits.and_then(|d| d.parse().ok()).ok_or_else(|| Failure(format!("no number after `{prefix}` in: {text}")))
+}
+
+fn console_torture_sends_calls_and_hotplugs_cleanly() -> Outcome {
+    let online = smp::ONLINE.snapshot();
+    let downs = hotplug::STATS.downs.load(Ordering::SeqCst);
+    let out = shell::execute("torture 2").map_err(Failure)?;
+    println_raw!("{out}");
+    let summary = out.lines().last().unwrap_or("");
+    kassert!(summary.ends_with(": PASS"), "torture printed: {out}");
+    kassert!(number_before(summary, " calls,")? > 0, "no call was sent: {summary}");
+    kassert!(number_before(summary, " hotplug operations")? > 0, "no CPU went down or up: {summary}");
+    kassert_eq!(number_before(summary, " errors")?, 0);
+    // The counts printed are the kernel's, not the torture's own idea.
+    kassert!(hotplug::STATS.downs.load(Ordering::SeqCst) > downs, "the hotplug counters did not move");
+    kassert!(smp::ONLINE.snapshot() == online, "the torture did not bring every CPU back");
+    for bad in ["torture", "torture 0", "torture 601", "torture soon"] {
+        kassert!(shell::execute(bad).is_err(), "`{bad}` was accepted");
+    }
+    Ok(())
+}
+
+fn console_bench_measures_calls() -> Outcome {
+    let out = shell::execute("bench").map_err(Failure)?;
+    println_raw!("{out}");
+    for name in ["floor_pingpong", "ipi_roundtrip", "call_single_sync"] {
+        let line = out.lines().find(|l| l.contains(name)).ok_or_else(|| Failure(format!("no {name} in: {out}")))?;
+        let (median, p99) = (number_after(line, "median ")?, number_after(line, "p99 ")?);
+        kassert!(median > 0 && p99 >= median, "{line}");
+    }
     Ok(())
 }
