@@ -32,8 +32,8 @@ const CONFIG_KEYBOARD_DISABLED: u8 = 1 << 4;
 const CONFIG_TRANSLATE: u8 = 1 << 6;
 
 /// How long the controller may take to take or produce one byte. Real
-/// controllers answer within a millisecond; Linux allows half a second in
-/// all, this is per byte and only ever paid by a broken controller.
+/// controllers answer within a millisecond (Linux waits up to half a
+/// second); this bounds what a broken one costs, once, at start-up.
 const BYTE_TIMEOUT_US: u64 = 50_000;
 /// Bytes drained at start-up: the controller buffers at most a few (16 on
 /// the chips Linux knows), so more means the status is stuck, not full.
