@@ -10,10 +10,12 @@ extern crate alloc;
 
 pub mod arch;
 pub mod backtrace;
+pub mod bench;
 pub mod boot;
 pub mod console;
 pub mod fbcon;
 pub mod hooks;
+pub mod keyboard;
 pub mod ktest;
 pub mod mem;
 pub mod panic;
@@ -23,5 +25,6 @@ pub mod power;
 pub mod shell;
 pub mod smp;
 pub mod time;
+pub mod torture;
 
 pub use smp_core::{ApicId, CpuId, CpuSet};

@@ -24,7 +24,9 @@ fn demo() -> ! {
     hotplug_cycle();
     stop_machine_round();
     if params::get_bool("demo.keep_running", false) {
-        log::info!("demo.keep_running=1: the console takes commands on COM1 (quit QEMU with Ctrl-A X)");
+        log::info!(
+            "demo.keep_running=1: the console takes commands on COM1 and the PS/2 keyboard (quit QEMU with Ctrl-A X)"
+        );
         kernel::shell::run();
     }
     log::info!("shutting down: stopping the other CPUs");

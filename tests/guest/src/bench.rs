@@ -7,72 +7,25 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use kernel::bench::{self, ns, sample};
 use kernel::smp::{self, bringup, calls, hotplug, ping, stop_machine, worker};
 use kernel::time::{self, Deadline};
 use kernel::{CpuId, CpuSet, percpu, power, println_raw};
 use smp_core::callq::{AsyncFn, CallRecord};
 
-fn ns(ticks: u64) -> u64 {
-    ticks * 1000 / time::tsc_per_us().max(1)
-}
-
-fn report(name: &str, mut samples: Vec<u64>) {
-    if samples.is_empty() {
-        println_raw!("@@BENCH\t{name}\tns\t0\t0\t0");
-        return;
+fn report(name: &str, samples: Vec<u64>) {
+    match bench::summarize(samples) {
+        Some(s) => println_raw!("@@BENCH\t{name}\tns\t{}\t{}\t{}", s.median, s.p99, s.samples),
+        None => println_raw!("@@BENCH\t{name}\tns\t0\t0\t0"),
     }
-    samples.sort_unstable();
-    let median = samples[samples.len() / 2];
-    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
-    println_raw!("@@BENCH\t{name}\tns\t{median}\t{p99}\t{}", samples.len());
 }
 
 fn report_rate(name: &str, per_s: u64) {
     println_raw!("@@BENCH\t{name}\tper_s\t{per_s}\t{per_s}\t1");
 }
 
-/// Times `f` `n` times, in ns.
-fn sample(n: usize, mut f: impl FnMut()) -> Vec<u64> {
-    (0..n)
-        .map(|_| {
-            let t = time::rdtsc();
-            f();
-            ns(time::rdtsc() - t)
-        })
-        .collect()
-}
-
-static PINGPONG: AtomicU64 = AtomicU64::new(0);
-static PONG_STOP: AtomicBool = AtomicBool::new(false);
-
-/// The partner of the ping-pong: answers every odd value with the next one.
-fn pong(_: usize) {
-    while !PONG_STOP.load(Ordering::Acquire) {
-        let v = PINGPONG.load(Ordering::Acquire);
-        if v % 2 == 1 {
-            PINGPONG.store(v + 1, Ordering::Release);
-        }
-        core::hint::spin_loop();
-    }
-}
-
 fn floor(partner: CpuId) {
-    PONG_STOP.store(false, Ordering::SeqCst);
-    PINGPONG.store(0, Ordering::SeqCst);
-    if worker::spawn(partner, pong, 0).is_err() {
-        return;
-    }
-    let samples = sample(2000, || {
-        let v = PINGPONG.load(Ordering::Acquire) + 1;
-        PINGPONG.store(v, Ordering::Release);
-        let d = Deadline::after_ms(1000);
-        while PINGPONG.load(Ordering::Acquire) != v + 1 && !d.expired() {
-            core::hint::spin_loop();
-        }
-    });
-    PONG_STOP.store(true, Ordering::SeqCst);
-    time::wait_until(1_000_000, || worker::is_free(partner));
-    report("floor_pingpong", samples);
+    report("floor_pingpong", bench::pingpong(partner, 2000));
 }
 
 static ASYNC_DONE: AtomicU64 = AtomicU64::new(0);

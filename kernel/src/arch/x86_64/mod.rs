@@ -4,6 +4,7 @@ pub mod ap;
 pub mod apic;
 pub mod exceptions;
 pub mod gdt;
+pub mod i8042;
 pub mod idt;
 pub mod interrupts;
 pub mod nmi;

@@ -13,3 +13,7 @@ pub const PIT_COMMAND: u16 = 0x43;
 /// PC/AT NMI status and control (port B): bit 0 gates PIT channel 2, bit 1
 /// enables the speaker, bit 5 reads channel 2's output.
 pub const NMI_STATUS_CONTROL: u16 = 0x61;
+/// 8042 PS/2 controller data port: device bytes in, command arguments out.
+pub const I8042_DATA: u16 = 0x60;
+/// 8042 PS/2 controller status register (read) and command register (write).
+pub const I8042_STATUS_COMMAND: u16 = 0x64;

@@ -1,0 +1,212 @@
+//! Cross-call stress (in the spirit of Linux's scftorture) and the hotplug
+//! torture built on it: every online CPU but the caller sends a random mix
+//! of every call kind (see `senders`), while the caller takes random CPUs
+//! down and brings them back. Afterwards every CPU it took down is back,
+//! and the books must balance.
+//!
+//! Run by the test kernel's stress suite (`cargo xtask torture`) and by the
+//! console's `torture` command.
+
+mod report;
+mod senders;
+mod stats;
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::smp::{self, hotplug, worker};
+use crate::time::{self, Deadline};
+use crate::{CpuId, percpu};
+pub use report::{Latency, Report};
+use senders::Rng;
+use stats::{STATS, STOP, error};
+
+/// The call kinds, in the order weights list them.
+pub const KINDS: usize = 6;
+pub const KIND_NAMES: [&str; KINDS] = ["single", "nowait", "async", "many", "all", "many-nowait"];
+const SINGLE: usize = 0;
+const NOWAIT: usize = 1;
+const ASYNC: usize = 2;
+const MANY: usize = 3;
+const ALL: usize = 4;
+const MANY_NOWAIT: usize = 5;
+
+/// How often each call kind is picked, relative to the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights(pub [u32; KINDS]);
+
+impl Default for Weights {
+    /// Every kind equally often.
+    fn default() -> Weights {
+        Weights([1; KINDS])
+    }
+}
+
+impl Weights {
+    /// `a,b,c,d,e,f` (see [`KIND_NAMES`]); a malformed number counts as 1,
+    /// a missing one keeps the default.
+    pub fn parse(text: &str) -> Weights {
+        let mut w = Weights::default();
+        for (slot, v) in w.0.iter_mut().zip(text.split(',')) {
+            *slot = v.trim().parse().unwrap_or(1);
+        }
+        w
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub duration_ms: u64,
+    /// Interval between hotplug operations; `None`: the cross-call stress
+    /// alone (the caller then sends too).
+    pub hotplug_ms: Option<u64>,
+    pub weights: Weights,
+}
+
+/// Passed to the progress callback about once a second.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub ms_left: u64,
+    pub calls: u64,
+    pub online: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Another run is in progress (the books are shared).
+    AlreadyRunning,
+    /// Nothing to send from, or nothing to take down: only the caller (and
+    /// the boot CPU) are online.
+    NeedsAnotherCpu,
+    /// A CPU would not take its sender (its idle-time job slot was busy).
+    SenderNotStarted(CpuId),
+}
+
+const PROGRESS_MS: u64 = 1_000;
+/// After the end: how long the senders may take to see `STOP` and finish
+/// their last call, and how long the last non-waiting calls may take to run.
+const FINISH_US: u64 = 30_000_000;
+const SETTLE_US: u64 = 10_000_000;
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Releases `RUNNING` however the run ends.
+struct RunGuard;
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        RUNNING.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Runs the stress for `config.duration_ms`, with random hotplug if asked,
+/// calling `progress` about once a second; then brings back every CPU it
+/// took down, waits (bounded) for the senders and the last calls, and
+/// returns the books. Call it from thread context on one CPU.
+pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Report, Error> {
+    if RUNNING.swap(true, Ordering::SeqCst) {
+        return Err(Error::AlreadyRunning);
+    }
+    let _guard = RunGuard;
+    stats::reset(&config.weights);
+    let me = percpu::current_cpu();
+    let senders: Vec<CpuId> = smp::ONLINE.snapshot().iter().filter(|c| *c != me).collect();
+    // The boot CPU stays: it is the one CPU that cannot go.
+    let victims: Vec<CpuId> = senders.iter().copied().filter(|c| *c != CpuId::BOOT).collect();
+    if senders.is_empty() || (config.hotplug_ms.is_some() && victims.is_empty()) {
+        return Err(Error::NeedsAnotherCpu);
+    }
+    for &cpu in &senders {
+        if !senders::spawn(cpu) {
+            finish(&senders);
+            return Err(Error::SenderNotStarted(cpu));
+        }
+    }
+    let (mut downs, mut ups) = (Latency::default(), Latency::default());
+    let mut rng = Rng::new(me.index() as u64);
+    let end = Deadline::after_ms(config.duration_ms);
+    let mut next_progress = Deadline::after_ms(PROGRESS_MS);
+    while !end.expired() {
+        match config.hotplug_ms {
+            // The caller sends too, one call at a time.
+            None => senders::single(rng.pick(&senders), &mut rng),
+            Some(interval) => {
+                time::delay_us(interval * 1000);
+                hotplug_one(rng.pick(&victims), &mut downs, &mut ups);
+            }
+        }
+        if next_progress.expired() {
+            next_progress = Deadline::after_ms(PROGRESS_MS);
+            progress(&Progress {
+                ms_left: config.duration_ms.saturating_sub(end.elapsed_us() / 1000),
+                calls: stats::calls_sent(),
+                online: smp::online_count(),
+            });
+        }
+    }
+    let (senders_finished, settled) = finish(&senders);
+    Ok(Report {
+        ms: config.duration_ms,
+        sent: stats::load(&STATS.sent),
+        ran: stats::load(&STATS.ran),
+        offline: stats::load(&STATS.offline),
+        busy: STATS.busy.load(Ordering::SeqCst),
+        errors: STATS.errors.load(Ordering::SeqCst),
+        abandoned: STATS.abandoned.load(Ordering::SeqCst),
+        hotplug: config.hotplug_ms.map(|_| (downs, ups)),
+        senders_finished,
+        settled,
+    })
+}
+
+/// Takes `cpu` down if it is online, else brings it up (with a new sender).
+fn hotplug_one(cpu: CpuId, downs: &mut Latency, ups: &mut Latency) {
+    let start = time::rdtsc();
+    if smp::ONLINE.contains(cpu) {
+        match hotplug::cpu_down(cpu) {
+            Ok(()) => {
+                downs.add(time::ticks_to_us(time::rdtsc() - start));
+                if !worker::is_free(cpu) {
+                    STATS.abandoned.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Err(e) => {
+                downs.failed += 1;
+                error(format_args!("cpu_down({cpu}): {e:?}"));
+            }
+        }
+    } else {
+        match hotplug::cpu_up(cpu) {
+            Ok(()) => {
+                ups.add(time::ticks_to_us(time::rdtsc() - start));
+                senders::spawn(cpu);
+            }
+            Err(e) => {
+                ups.failed += 1;
+                error(format_args!("cpu_up({cpu}): {e:?}"));
+            }
+        }
+    }
+}
+
+/// Stops the senders, brings back every one of them that is offline, and
+/// waits for them to finish and for the non-waiting calls to run. Returns
+/// (senders finished, calls settled).
+fn finish(senders: &[CpuId]) -> (bool, bool) {
+    STOP.store(true, Ordering::SeqCst);
+    for &cpu in senders {
+        if !smp::ONLINE.contains(cpu)
+            && let Err(e) = hotplug::cpu_up(cpu)
+        {
+            error(format_args!("final cpu_up({cpu}): {e:?}"));
+        }
+    }
+    let finished =
+        time::wait_until(FINISH_US, || senders.iter().all(|c| worker::is_free(*c) || !smp::ONLINE.contains(*c)));
+    let settled = time::wait_until(SETTLE_US, || {
+        [NOWAIT, ASYNC, MANY_NOWAIT]
+            .iter()
+            .all(|&k| STATS.ran[k].load(Ordering::SeqCst) >= STATS.sent[k].load(Ordering::SeqCst))
+    });
+    (finished, settled)
+}

@@ -1,0 +1,107 @@
+//! What a run found: the per-kind books, the hotplug latencies, and the
+//! verdict drawn from them.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{ASYNC, KIND_NAMES, KINDS, MANY_NOWAIT, NOWAIT};
+
+/// Latencies of one kind of hotplug operation, in microseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Latency {
+    pub n: u64,
+    pub min: u64,
+    pub max: u64,
+    pub sum: u64,
+    pub failed: u64,
+}
+
+impl Latency {
+    pub(super) fn add(&mut self, us: u64) {
+        self.min = if self.n == 0 { us } else { self.min.min(us) };
+        self.max = self.max.max(us);
+        self.sum += us;
+        self.n += 1;
+    }
+
+    fn line(&self, what: &str) -> String {
+        let mean = self.sum.checked_div(self.n).unwrap_or(0);
+        format!(
+            "{what}: {} ok, {} failed, min {} us, mean {mean} us, max {} us",
+            self.n, self.failed, self.min, self.max
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub ms: u64,
+    pub sent: [u64; KINDS],
+    pub ran: [u64; KINDS],
+    pub offline: [u64; KINDS],
+    /// Async sends refused because the record was still in flight.
+    pub busy: u64,
+    pub errors: u64,
+    /// Senders whose CPU went down under them.
+    pub abandoned: u64,
+    /// `None`: the cross-call stress alone.
+    pub hotplug: Option<(Latency, Latency)>,
+    /// Every sender finished after the end.
+    pub senders_finished: bool,
+    /// Every non-waiting call sent had run by the end.
+    pub settled: bool,
+}
+
+impl Report {
+    /// Calls handed over, every kind.
+    pub fn calls(&self) -> u64 {
+        self.sent.iter().sum()
+    }
+
+    /// Successful `cpu_down`s and `cpu_up`s.
+    pub fn hotplug_ops(&self) -> u64 {
+        self.hotplug.map_or(0, |(down, up)| down.n + up.n)
+    }
+
+    /// Whether the books balance: no error, no hang, no call lost or run twice.
+    pub fn verdict(&self) -> Result<(), String> {
+        if !self.senders_finished {
+            return Err("senders still running 30 s after the end: a hang".into());
+        }
+        if self.errors != 0 {
+            return Err(format!("{} errors (see the log)", self.errors));
+        }
+        if !self.settled {
+            return Err("non-waiting calls never ran: lost calls".into());
+        }
+        // A sender abandoned by its CPU going down can have sent one
+        // non-waiting call without counting it.
+        for k in [NOWAIT, ASYNC, MANY_NOWAIT] {
+            let (s, r) = (self.sent[k], self.ran[k]);
+            if r < s || r > s + self.abandoned {
+                return Err(format!("{}: sent {s}, ran {r}: lost or duplicated calls", KIND_NAMES[k]));
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary, one line each: per kind, then the odd counts, then the
+    /// hotplug latencies (`cargo xtask torture` shows lines with these prefixes).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = (0..KINDS)
+            .map(|k| {
+                format!(
+                    "stress: {:12} sent {:8} ran {:8} offline {:6}",
+                    KIND_NAMES[k], self.sent[k], self.ran[k], self.offline[k]
+                )
+            })
+            .collect();
+        out.push(format!("stress: busy {} errors {} abandoned senders {}", self.busy, self.errors, self.abandoned));
+        if let Some((down, up)) = &self.hotplug {
+            out.push(format!("torture: {}", down.line("cpu_down")));
+            out.push(format!("torture: {}", up.line("cpu_up")));
+        }
+        out
+    }
+}
