@@ -36,8 +36,12 @@ const CYLINDER_BYTES: u64 = HEADS * SECTORS_PER_TRACK * 512;
 
 /// Instructions per emulated second: the guest's TSC frequency and timers
 /// follow it (`clock: sync=none` keeps emulated time independent of the
-/// host's load, so a busy host makes a boot slower, never different).
-const IPS: u64 = 50_000_000;
+/// host's load, so a busy host makes a boot slower, never different). Bochs
+/// emulates ~15 million instructions a second here; at 10 million, guest
+/// time runs about as fast as the host's, and a test that waits a guest
+/// second spins 10 million instructions instead of 50 (the SMP tests took
+/// 43 s instead of 122 s).
+const IPS: u64 = 10_000_000;
 
 /// What Bochs prints when the guest writes `Shutdown` to port 0x8900.
 pub const SHUTDOWN_MESSAGE: &str = "Shutdown port: shutdown requested";

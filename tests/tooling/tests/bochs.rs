@@ -18,7 +18,7 @@ fn configuration_boots_the_disk_headless_with_serial_on_a_socket() {
     let text = bochs::config_text(&cfg(4), Path::new("/t/bios.img"), 7, 40123, Path::new("/t/bochs.log"));
     for needle in [
         "megs: 256\n",
-        "cpu: count=4, ips=50000000, reset_on_triple_fault=0\n",
+        "cpu: count=4, ips=10000000, reset_on_triple_fault=0\n",
         "romimage: file=/usr/share/bochs/BIOS-bochs-latest, options=fastboot\n",
         "display_library: sdl2\n",
         "ata0-master: type=disk, path=/t/bios.img, mode=flat, cylinders=7, heads=16, spt=63\n",
@@ -31,7 +31,7 @@ fn configuration_boots_the_disk_headless_with_serial_on_a_socket() {
     }
     let x2 = VmConfig { cpu: Some(X2APIC_MODEL.into()), memory: "1G".into(), ..cfg(2) };
     let text = bochs::config_text(&x2, Path::new("/t/bios.img"), 7, 1, Path::new("/t/l"));
-    assert!(text.contains("cpu: count=2, ips=50000000, reset_on_triple_fault=0, model=corei7_skylake_x\n"), "{text}");
+    assert!(text.contains("cpu: count=2, ips=10000000, reset_on_triple_fault=0, model=corei7_skylake_x\n"), "{text}");
     assert!(text.contains("megs: 1024\n"), "{text}");
 }
 
