@@ -2,9 +2,11 @@
 //! for, and which of its serial lines the person watches. Pure: the command
 //! in [`crate::commands`] does the booting.
 //!
-//! The guest side is `tests/guest/src/stress.rs`: `stress::hotplug_torture`
-//! (cross-call stress while the boot CPU takes random CPUs down and up) or
-//! `stress::cross_call_stress` (the stress alone), tuned by boot parameters.
+//! The guest side is the tests `stress::hotplug_torture` (cross-call stress
+//! while the boot CPU takes random CPUs down and up) and
+//! `stress::cross_call_stress` (the stress alone) in `tests/guest/src/stress.rs`,
+//! tuned by boot parameters; the engine is `kernel/src/torture/`, which the
+//! console's `torture` command also runs.
 
 use std::time::Duration;
 
