@@ -70,7 +70,8 @@ impl Booter {
                 (self.host.qemu.clone(), args, opts)
             }
             Emulator::Bochs => {
-                let bochs = self.host.bochs.clone().context("Bochs was not found (configurations needing it are skipped)")?;
+                let bochs =
+                    self.host.bochs.clone().context("Bochs was not found (configurations needing it are skipped)")?;
                 let listener = TcpListener::bind(("127.0.0.1", 0)).context("opening a port for Bochs's serial line")?;
                 let files = bochs::prepare(cfg, &image, listener.local_addr()?.port(), &dir)?;
                 let opts = RunOptions { serial: Some(listener), env: vec![bochs::HEADLESS], ..*opts };

@@ -15,8 +15,8 @@ use crate::judge::{Judge, ListJudge, Outcome};
 use crate::plan::{self, BootPlan, PlanOptions};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
-use crate::vm::{Emulator, Medium, VmConfig};
 use crate::report::{self, Tail, Tally};
+use crate::vm::{Emulator, Medium, VmConfig};
 use crate::{symbols, workspace};
 
 /// Time the test kernel gets to print its list, on top of the firmware's
@@ -286,8 +286,7 @@ fn run_boot(
         Some(config) => format!("{config}-{}-{boot_no}", cfg.firmware.name()),
         None => format!("{}-{boot_no}", cfg.firmware.name()),
     };
-    let run =
-        RunOptions { timeout: Some(scaled(boot_plan.timeout(cfg), opts)), ..RunOptions::default() };
+    let run = RunOptions { timeout: Some(scaled(boot_plan.timeout(cfg), opts)), ..RunOptions::default() };
     if opts.verbose {
         eprintln!(
             "xtask: boot {name}: {}",

@@ -261,7 +261,12 @@ pub fn run(
 }
 
 /// Sends what `pipe` yields as `source`'s, then its end.
-fn forward(source: usize, stream: Stream, mut pipe: Box<dyn Read + Send>, tx: &Sender<(usize, Stream, Option<Vec<u8>>)>) {
+fn forward(
+    source: usize,
+    stream: Stream,
+    mut pipe: Box<dyn Read + Send>,
+    tx: &Sender<(usize, Stream, Option<Vec<u8>>)>,
+) {
     let mut buf = [0u8; 4096];
     loop {
         match pipe.read(&mut buf) {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use bootimage::Firmware;
 
-use crate::vm::{Medium, VmConfig};
 use crate::prereq::{BACKPORTS_HINT, Ovmf};
+use crate::vm::{Medium, VmConfig};
 
 /// The arguments for booting `image`. `vars` is where a writable copy of a
 /// split OVMF's variable store lives (see [`prepare_firmware`]).

@@ -121,7 +121,9 @@ fn ci_runs_one_of_each_kind_of_machine() {
     assert!(has(&|c| c.machine == Machine::Pc) && has(&|c| c.machine == Machine::Q35));
     assert!(has(&|c| c.firmware == Firmware::Bios && c.emulator == Emulator::Qemu));
     assert!(has(&|c| c.firmware == Firmware::Uefi));
-    assert!(has(&|c| c.params.contains(&(EXPECT_APIC, "xapic"))) && has(&|c| c.params.contains(&(EXPECT_APIC, "x2apic"))));
+    assert!(
+        has(&|c| c.params.contains(&(EXPECT_APIC, "xapic"))) && has(&|c| c.params.contains(&(EXPECT_APIC, "x2apic")))
+    );
     for n in [1, 7, 300] {
         assert!(has(&|c| expect_cpus(&c.smp) == Ok(n)), "a machine with {n} CPUs");
     }
@@ -434,8 +436,21 @@ fn bochs_cells_are_bios_machines_with_four_cpus_reproduced_by_xtask_bochs() {
 #[test]
 fn the_machine_options_shape_default_only() {
     let runs = all_runs(&[
-        "--smp", "3", "--machine", "q35", "--cpu", "max", "--firmware", "uefi", "--memory", "1G", "-p", "log=debug",
-        "--", "-d", "int",
+        "--smp",
+        "3",
+        "--machine",
+        "q35",
+        "--cpu",
+        "max",
+        "--firmware",
+        "uefi",
+        "--memory",
+        "1G",
+        "-p",
+        "log=debug",
+        "--",
+        "-d",
+        "int",
     ]);
     let default = run(&runs, "default");
     assert_eq!(default.qemu.len(), 1);

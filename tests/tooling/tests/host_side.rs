@@ -12,8 +12,8 @@ use xtask::judge::{Outcome, Verdict};
 use xtask::prereq::{Ovmf, parse_qemu_version};
 use xtask::process::LineBuffer;
 use xtask::qemu::{command_args, unmet_requirement};
-use xtask::vm::VmConfig;
 use xtask::report::{Tail, Tally, printable, verdict_line};
+use xtask::vm::VmConfig;
 
 #[test]
 fn cargo_test_result_lines() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bootimage::Firmware;
 use xtask::plan::{PlanOptions, boot_allowance, plan};
 use xtask::protocol::{Expect, TestInfo};
+use xtask::vm::{Emulator, VmConfig};
 
 fn t(name: &str) -> TestInfo {
     TestInfo::new(name)
@@ -113,9 +114,16 @@ fn timeout_is_allowance_plus_the_tests_budgets() {
     let mut b = t("b");
     b.timeout_ms = 2500;
     let p = plan(&[a, b], &opts(1));
-    assert_eq!(p.boots[0].timeout(Firmware::Bios), Duration::from_secs(15 + 4));
-    assert_eq!(p.boots[0].timeout(Firmware::Uefi), Duration::from_secs(40 + 4));
-    assert!(boot_allowance(Firmware::Uefi) > boot_allowance(Firmware::Bios));
+    let bios = VmConfig::qemu(Firmware::Bios, 1);
+    let uefi = VmConfig::qemu(Firmware::Uefi, 1);
+    let bochs = VmConfig { emulator: Emulator::Bochs, ..VmConfig::qemu(Firmware::Bios, 1) };
+    assert_eq!(p.boots[0].timeout(&bios), Duration::from_secs(15 + 4));
+    assert_eq!(p.boots[0].timeout(&uefi), Duration::from_secs(40 + 4));
+    assert_eq!(p.boots[0].timeout(&bochs), Duration::from_secs(90 + 4));
+    let big = VmConfig { boot_allowance: Some(Duration::from_secs(120)), ..VmConfig::qemu(Firmware::Bios, 300) };
+    assert_eq!(p.boots[0].timeout(&big), Duration::from_secs(120 + 4), "a machine's own allowance wins");
+    assert!(boot_allowance(Emulator::Qemu, Firmware::Uefi) > boot_allowance(Emulator::Qemu, Firmware::Bios));
+    assert!(boot_allowance(Emulator::Bochs, Firmware::Bios) > boot_allowance(Emulator::Qemu, Firmware::Uefi));
 }
 
 #[test]

@@ -22,8 +22,8 @@ use crate::build::{self, Kernel};
 use crate::cli::boot_params;
 use crate::plan::EXPECT_CPUS;
 use crate::process::{Output, RunOptions, Stream};
-use crate::vm::VmConfig;
 use crate::report::{self, Tail};
+use crate::vm::VmConfig;
 use crate::{prereq, workspace};
 
 const EXIT_BOOT_FAILED: u8 = 1;

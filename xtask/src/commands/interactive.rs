@@ -45,7 +45,9 @@ pub fn boot(
             (Output::Chunk(Stream::Stderr, bytes), Emulator::Qemu) => std::io::stderr().write_all(bytes),
             // Bochs prints its banner, register dumps and debugger prompts;
             // only why it ended matters here.
-            (Output::Line(Stream::Stderr, _, line), Emulator::Bochs) if line.contains(crate::bochs::SHUTDOWN_MESSAGE) => {
+            (Output::Line(Stream::Stderr, _, line), Emulator::Bochs)
+                if line.contains(crate::bochs::SHUTDOWN_MESSAGE) =>
+            {
                 writeln!(std::io::stderr(), "[bochs] {line}")
             }
             _ => Ok(()),
@@ -58,7 +60,9 @@ pub fn boot(
         Exit::Code(EXIT_FAILURE) => (format!("guest exited with FAILURE after {secs:.1} s"), 1),
         Exit::TimedOut => (format!("guest still running after {secs:.1} s: killed (hang?)"), EXIT_TIMEOUT),
         // gdb's `kill` ends QEMU with status 0, as a reset would.
-        Exit::Code(0) if gdb => (format!("QEMU ended after {secs:.1} s (`kill` from gdb, or a guest reset)"), EXIT_RESET),
+        Exit::Code(0) if gdb => {
+            (format!("QEMU ended after {secs:.1} s (`kill` from gdb, or a guest reset)"), EXIT_RESET)
+        }
         Exit::Code(c) => (
             format!("after {secs:.1} s: {} (the log: {})", unexpected_exit(c), crate::workspace::display(&boot.log)),
             EXIT_RESET,
