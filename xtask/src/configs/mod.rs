@@ -11,20 +11,18 @@
 //! The user's FILTER, `-p`, `--examples`, QEMU arguments after `--` and
 //! (where the cell names none) `--memory` apply to every configuration;
 //! `--smp`, `--machine`, `--cpu` and `--firmware` shape `default` only.
-//! Features a cell needs that the host may lack (x2APIC under TCG, more
+//! The cells are defined in [`matrix`]. Features a cell needs that the host may lack (x2APIC under TCG, more
 //! than 255 CPUs, Bochs) make it *skipped*, with the reason and the command
 //! that enables it; never silently passed.
 
-use std::sync::LazyLock;
-use std::time::Duration;
+mod matrix;
 
-use bootimage::Firmware;
-
-use crate::bochs;
-use crate::cli::{Machine, TestArgs};
+use crate::cli::TestArgs;
 use crate::guest::GuestRun;
-use crate::plan::{NamePattern, PlanOptions};
-use crate::vm::{Emulator, Medium, VmConfig};
+use crate::plan::PlanOptions;
+use crate::vm::VmConfig;
+
+pub use self::matrix::{ApicMode, Config, configs, find};
 
 /// The standard run: every test, on the command line's machine.
 pub const DEFAULT: &str = "default";
@@ -40,218 +38,6 @@ pub const TEST_DEFAULT: &str = "default,ci";
 /// Boot parameter telling the guest which APIC mode the CPU model offers,
 /// checked by `bringup::apic_mode_is_the_one_the_machine_offers`.
 pub const EXPECT_APIC: &str = "smp.expect_apic";
-
-/// One named configuration: a cell of the matrix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    pub name: String,
-    /// One line, for `--list-configs`.
-    pub description: String,
-    pub emulator: Emulator,
-    pub firmware: Firmware,
-    pub medium: Medium,
-    pub machine: Machine,
-    /// More `-machine` options.
-    pub machine_opts: Option<&'static str>,
-    /// QEMU's `-smp` value; its leading number is the CPUs present, which
-    /// the guest is told as `smp.expect_cpus` (see [`expect_cpus`]).
-    pub smp: String,
-    /// The CPU model, as the emulator names it.
-    pub cpu: Option<&'static str>,
-    /// More QEMU arguments (the user's, after `--`, follow them).
-    pub qemu_args: &'static [&'static str],
-    /// QEMU's `-m`; `None`: the user's `--memory`.
-    pub memory: Option<&'static str>,
-    /// Boot parameters, given like the runner's own (a test's or the
-    /// user's `-p` wins over them).
-    pub params: Vec<(&'static str, &'static str)>,
-    /// The tests it runs: those matching any of these.
-    pub tests: &'static [NamePattern],
-    /// Time from power-on to the first test, when the usual allowance is
-    /// not enough.
-    pub boot_allowance: Option<Duration>,
-    /// Part of the subset CI runs (`--configs ci`).
-    pub ci: bool,
-}
-
-/// What a cell of the plain grid runs: the SMP machinery, which is what
-/// differs between machines. `default` runs everything else too.
-const SMP_TESTS: &[NamePattern] =
-    &[NamePattern::Prefix("bringup::"), NamePattern::Prefix("calls::"), NamePattern::Prefix("hotplug::")];
-const BRINGUP: &[NamePattern] = &[NamePattern::Prefix("bringup::")];
-
-/// The grid's dimensions.
-const MACHINES: [Machine; 2] = [Machine::Pc, Machine::Q35];
-const FIRMWARES: [Firmware; 2] = [Firmware::Bios, Firmware::Uefi];
-const CPU_COUNTS: [u32; 5] = [1, 2, 4, 7, 8];
-
-/// The CPU's local APIC as the CPU model offers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApicMode {
-    XApic,
-    X2Apic,
-}
-
-impl ApicMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            ApicMode::XApic => "xapic",
-            ApicMode::X2Apic => "x2apic",
-        }
-    }
-
-    fn qemu_cpu(self) -> &'static str {
-        match self {
-            ApicMode::XApic => "qemu64,x2apic=off",
-            ApicMode::X2Apic => "qemu64,x2apic=on",
-        }
-    }
-}
-
-/// The cells marked for CI: one of each kind of machine, chosen so that
-/// every dimension's values appear (pc and q35, both firmwares, odd and
-/// even and single CPU counts, both APIC modes), within CI's time.
-const CI_CELLS: &[&str] = &[
-    "pc-bios-smp1-xapic",
-    "pc-uefi-smp2-xapic",
-    "q35-bios-smp8-x2apic",
-    "q35-uefi-smp7-x2apic",
-    "pc-bios-maxcpus",
-    "q35-bios-smp300-x2apic",
-    "bochs-smp4-xapic",
-    "bochs-smp4-x2apic",
-    "usb-bios",
-    "usb-uefi",
-];
-
-/// A QEMU cell with the defaults of the grid.
-fn qemu_cell(name: String, description: String, machine: Machine, firmware: Firmware, smp: String) -> Config {
-    Config {
-        ci: CI_CELLS.contains(&name.as_str()),
-        name,
-        description,
-        emulator: Emulator::Qemu,
-        firmware,
-        medium: Medium::Disk,
-        machine,
-        machine_opts: None,
-        smp,
-        cpu: None,
-        qemu_args: &[],
-        memory: None,
-        params: Vec::new(),
-        tests: SMP_TESTS,
-        boot_allowance: None,
-    }
-}
-
-fn grid() -> Vec<Config> {
-    let mut out = Vec::new();
-    for machine in MACHINES {
-        for firmware in FIRMWARES {
-            for cpus in CPU_COUNTS {
-                for apic in [ApicMode::XApic, ApicMode::X2Apic] {
-                    let (m, fw, a) = (machine.name(), firmware.name(), apic.name());
-                    let name = format!("{m}-{fw}-smp{cpus}-{a}");
-                    let description = format!("{SMP_TESTS_WORDS} on QEMU {m}, {fw}, {cpus} CPU(s), {a} CPU model");
-                    out.push(Config {
-                        cpu: Some(apic.qemu_cpu()),
-                        params: vec![(EXPECT_APIC, a)],
-                        ..qemu_cell(name, description, machine, firmware, cpus.to_string())
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-const SMP_TESTS_WORDS: &str = "bringup::, calls::, hotplug::";
-
-fn special() -> Vec<Config> {
-    let bochs = |apic: ApicMode| {
-        let name = format!("bochs-smp4-{}", apic.name());
-        let model = match apic {
-            ApicMode::XApic => "Bochs's default CPU (no x2APIC)",
-            ApicMode::X2Apic => bochs::X2APIC_MODEL,
-        };
-        Config {
-            emulator: Emulator::Bochs,
-            cpu: (apic == ApicMode::X2Apic).then_some(bochs::X2APIC_MODEL),
-            params: vec![(EXPECT_APIC, apic.name())],
-            ..qemu_cell(
-                name,
-                format!("{SMP_TESTS_WORDS} under Bochs 2.7, BIOS, 4 CPUs, {model}"),
-                Machine::Pc,
-                Firmware::Bios,
-                "4".into(),
-            )
-        }
-    };
-    let usb = |firmware: Firmware| Config {
-        medium: Medium::UsbStick,
-        tests: BRINGUP,
-        ..qemu_cell(
-            format!("usb-{}", firmware.name()),
-            format!("bringup:: booted from a USB stick (usb-storage on xHCI), {}, 2 CPUs", firmware.name()),
-            Machine::Pc,
-            firmware,
-            "2".into(),
-        )
-    };
-    vec![
-        Config {
-            tests: BRINGUP,
-            ..qemu_cell(
-                "pc-bios-maxcpus".into(),
-                "bringup:: with -smp 2,maxcpus=4: 2 CPUs present, 2 disabled MADT entries".into(),
-                Machine::Pc,
-                Firmware::Bios,
-                "2,maxcpus=4".into(),
-            )
-        },
-        Config {
-            machine_opts: Some("kernel-irqchip=split"),
-            cpu: Some(ApicMode::X2Apic.qemu_cpu()),
-            qemu_args: &["-device", "intel-iommu,intremap=on,eim=on"],
-            memory: Some("512M"),
-            params: vec![("smp.fast_start", "1"), (EXPECT_APIC, "x2apic")],
-            tests: &[
-                NamePattern::Exact("bringup::every_present_cpu_is_online"),
-                NamePattern::Exact("bringup::expected_cpu_count_is_online"),
-                NamePattern::Exact("bringup::apic_mode_is_the_one_the_machine_offers"),
-                NamePattern::Exact("calls::call_all_reaches_every_online_cpu"),
-            ],
-            // 300 CPUs under TCG take ~25 s to come up on two cores.
-            boot_allowance: Some(Duration::from_secs(120)),
-            ..qemu_cell(
-                "q35-bios-smp300-x2apic".into(),
-                "every CPU online and reached by call_all with 300 CPUs, x2APIC ids above 255 \
-                 (q35, IOMMU interrupt remapping, BIOS)"
-                    .into(),
-                Machine::Q35,
-                Firmware::Bios,
-                "300".into(),
-            )
-        },
-        bochs(ApicMode::XApic),
-        bochs(ApicMode::X2Apic),
-        usb(Firmware::Bios),
-        usb(Firmware::Uefi),
-    ]
-}
-
-static CONFIGS: LazyLock<Vec<Config>> = LazyLock::new(|| [grid(), special()].concat());
-
-/// Every cell, in run order.
-pub fn configs() -> &'static [Config] {
-    &CONFIGS
-}
-
-/// The configuration called `name`.
-pub fn find(name: &str) -> Option<&'static Config> {
-    configs().iter().find(|c| c.name == name)
-}
 
 /// Which configurations to run: `--configs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
