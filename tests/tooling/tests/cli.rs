@@ -140,9 +140,18 @@ fn contradictory_or_unknown_flags() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in
-        [&["--help"][..], &["test", "--help"], &["qemu", "--help"], &["image", "--help"], &["symbolize", "--help"]]
-    {
+    for cmd in [
+        &["--help"][..],
+        &["test", "--help"],
+        &["qemu", "--help"],
+        &["bochs", "--help"],
+        &["matrix", "--help"],
+        &["image", "--help"],
+        &["symbolize", "--help"],
+        &["torture", "--help"],
+        &["bench", "--help"],
+        &["usb", "--help"],
+    ] {
         let (kind, text) = error(cmd);
         assert_eq!(kind, ErrorKind::DisplayHelp);
         assert!(text.contains("Usage: cargo xtask"), "{text}");
@@ -161,4 +170,47 @@ fn qemu_gdb_options() {
     assert_eq!(q.gdb_port, 4321);
     assert_eq!(error(&["qemu", "--gdb-port", "4321"]).0, ErrorKind::MissingRequiredArgument);
     assert_eq!(error(&["qemu", "--gdb", "--gdb-port", "99999"]).0, ErrorKind::ValueValidation);
+}
+
+#[test]
+fn bochs_options_and_limits() {
+    let Command::Bochs(b) = parse(&["bochs"]).unwrap().command else { panic!() };
+    assert_eq!((b.cpus, b.x2apic, b.memory, b.timeout), (4, false, 256, 300));
+    assert!(b.serial.is_none() && !b.test_kernel);
+    let Command::Bochs(b) =
+        parse(&["bochs", "--cpus", "15", "--x2apic", "--serial", "out.log", "-p", "log=debug"]).unwrap().command
+    else {
+        panic!()
+    };
+    assert_eq!((b.cpus, b.x2apic), (15, true));
+    assert_eq!(b.params, [("log".to_owned(), "debug".to_owned())]);
+    for bad in [&["bochs", "--cpus", "16"][..], &["bochs", "--cpus", "0"], &["bochs", "--memory", "8"]] {
+        let (kind, text) = error(bad);
+        assert_eq!(kind, ErrorKind::ValueValidation, "{bad:?}: {text}");
+    }
+    let (_, text) = error(&["bochs", "--help"]);
+    assert!(text.contains("15") && text.contains("shutdown port") && text.contains("124"), "{text}");
+}
+
+#[test]
+fn matrix_takes_cells_and_lists_them() {
+    let Command::Matrix(m) = parse(&["matrix"]).unwrap().command else { panic!() };
+    assert!(!m.cells.default, "the matrix is the cells, not the default run");
+    assert_eq!(m.cells.configs.len(), xtask::configs::configs().len());
+    let Command::Matrix(m) = parse(&["matrix", "bochs-*,usb-uefi", "--list"]).unwrap().command else { panic!() };
+    assert!(m.list);
+    assert_eq!(m.cells.names(), ["bochs-smp4-xapic", "bochs-smp4-x2apic", "usb-uefi"]);
+    let (kind, text) = error(&["matrix", "nosuchcell"]);
+    assert_eq!(kind, ErrorKind::ValueValidation);
+    assert!(text.contains("no configuration matches `nosuchcell`"), "{text}");
+    let (_, text) = error(&["matrix", "--help"]);
+    assert!(text.contains("SKIP") && text.contains("USB stick"), "{text}");
+}
+
+#[test]
+fn qemu_can_boot_from_a_usb_stick() {
+    let Command::Qemu(q) = parse(&["qemu", "--usb", "--firmware", "uefi"]).unwrap().command else { panic!() };
+    assert!(q.usb);
+    let Command::Qemu(q) = parse(&["qemu"]).unwrap().command else { panic!() };
+    assert!(!q.usb);
 }
