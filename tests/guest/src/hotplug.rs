@@ -26,7 +26,7 @@ pub const TESTS: &[Test] = &[
         .min_cpus(3)
         .timeout_ms(60_000)
         .params("csd.timeout_ms=300"),
-    ktest!(refined_warning_only_for_calls_queued_after_offline).min_cpus(2),
+    ktest!(refined_warning_only_for_calls_queued_after_offline).min_cpus(3),
     ktest!(a_failing_step_rolls_back_in_both_directions).min_cpus(2).timeout_ms(120_000),
     ktest!(stop_machine_runs_with_every_other_cpu_irqs_off).min_cpus(2),
     ktest!(stop_machine_names_a_cpu_that_never_acks).min_cpus(3).params("stop_machine.timeout_ms=500"),
