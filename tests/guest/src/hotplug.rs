@@ -223,6 +223,8 @@ static LATE_RECORD: CallRecord<'static> = CallRecord::new_async(
     "queued-after-offline",
 );
 static BARE_DOORBELL_WARNINGS: AtomicU64 = AtomicU64::new(u64::MAX);
+static PROBE_STARTED: AtomicBool = AtomicBool::new(false);
+static PROBE_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Runs on a third CPU while X is taken down: once X sits in its offline
 /// window (out of `online`, interrupts on), it sends X a bare doorbell with
@@ -232,6 +234,7 @@ fn offline_window_probe(x: usize) {
     // A call handler runs with interrupts off; this one waits through a
     // stop-machine, so it must let that machine's IPI in.
     x86_64::instructions::interrupts::enable();
+    PROBE_STARTED.store(true, Ordering::SeqCst);
     let reached = kernel::time::wait_until(5_000_000, || hooks::reached("hotplug.offline-window") > 0);
     if let (true, Some(x_apic)) = (reached, smp::topology::apic_id(x)) {
         apic::send_ipi(IpiKind::CallFunction, x_apic);
@@ -242,6 +245,7 @@ fn offline_window_probe(x: usize) {
         kernel::time::delay_us(50_000);
     }
     hooks::release("hotplug.offline-window");
+    PROBE_DONE.store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::disable();
 }
 
@@ -255,11 +259,24 @@ fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     let before = calls::counters(x).offline_warnings.load(Ordering::SeqCst);
     LATE_RUNS.store(0, Ordering::SeqCst);
     BARE_DOORBELL_WARNINGS.store(u64::MAX, Ordering::SeqCst);
+    PROBE_STARTED.store(false, Ordering::SeqCst);
+    PROBE_DONE.store(false, Ordering::SeqCst);
     hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
     calls::call_single_nowait(prober, offline_window_probe, x.index()).map_err(err)?;
+    // The probe must be waiting before stop-machine starts: the prober
+    // takes the stop-machine IPI first (a higher priority class), and a
+    // probe run inside it would hold stop-machine up until it gave up.
+    let started = kernel::time::wait_until(5_000_000, || PROBE_STARTED.load(Ordering::SeqCst));
+    kassert!(started, "the probe never started on {prober}");
     let down = hotplug::cpu_down(x);
+    // X parks after stop-machine has let everyone go, so `cpu_down` may
+    // return before X reaches the window: releasing it now would let X pass
+    // unheld. The probe releases it when done; this release only covers a
+    // probe that gave up.
+    let probed = kernel::time::wait_until(10_000_000, || PROBE_DONE.load(Ordering::SeqCst));
     hooks::release("hotplug.offline-window");
     down.map_err(err)?;
+    kassert!(probed, "the probe on {prober} never finished");
     kassert!(hotplug::wait_parked(x, 5_000));
     kassert_eq!(BARE_DOORBELL_WARNINGS.load(Ordering::SeqCst), before);
     kassert_eq!(calls::counters(x).offline_warnings.load(Ordering::SeqCst), before + 1);
