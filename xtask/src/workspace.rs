@@ -1,14 +1,25 @@
 //! Where things are: the workspace, cargo's target directory, and this run's
 //! output directory.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{FlockOperation, flock};
 
 use anyhow::{Context, Result};
 
 /// How many old run directories to keep under target/xtask: their logs are
 /// worth a look after the fact, their images are not worth gigabytes.
 const RUNS_KEPT: usize = 10;
+
+/// Each run holds a lock on this file in its directory while it lives, so
+/// that another run's pruning leaves a long run (the matrix) alone.
+const IN_USE: &str = ".in-use";
+
+/// The locks of this process's run directories, held until it exits.
+static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -31,13 +42,27 @@ pub fn new_run_dir() -> Result<PathBuf> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let dir = base.join(format!("{}-{}", timestamp(now), std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(hold(&dir)?);
     prune(&base);
     Ok(dir)
 }
 
-/// Removes all but the newest [`RUNS_KEPT`] run directories. Best effort:
-/// another run may be removing the same ones.
-fn prune(base: &Path) {
+/// Marks `dir` as in use for as long as the returned lock is open.
+pub fn hold(dir: &Path) -> Result<File> {
+    let path = dir.join(IN_USE);
+    let lock = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    flock(&lock, FlockOperation::LockShared).with_context(|| format!("locking {}", path.display()))?;
+    Ok(lock)
+}
+
+/// Whether a live run holds `dir` (its lock cannot be taken exclusively).
+fn in_use(dir: &Path) -> bool {
+    File::open(dir.join(IN_USE)).is_ok_and(|f| flock(&f, FlockOperation::NonBlockingLockExclusive).is_err())
+}
+
+/// Removes all but the newest [`RUNS_KEPT`] run directories, except those a
+/// live run holds. Best effort: another run may be removing the same ones.
+pub fn prune(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -45,7 +70,7 @@ fn prune(base: &Path) {
     // Names start with a zero-padded UTC time, so they sort by age.
     runs.sort();
     let excess = runs.len().saturating_sub(RUNS_KEPT);
-    for old in &runs[..excess] {
+    for old in runs[..excess].iter().filter(|d| !in_use(d)) {
         let _ = std::fs::remove_dir_all(old);
     }
 }

@@ -205,3 +205,22 @@ fn gdb_attach_command_and_qemu_arguments() {
     let cmd = attach_command(Path::new("/my dir/kernel"), 1234);
     assert!(cmd.contains("-ex 'symbol-file \"/my dir/kernel\" -o 0xffff800000000000'"), "{cmd}");
 }
+
+#[test]
+fn pruning_keeps_the_newest_runs_and_any_run_still_going() {
+    let base = std::env::temp_dir().join(format!("xtask-prune-{}", std::process::id()));
+    let name = |i: usize| base.join(format!("20260101-0000{i:02}-1"));
+    for i in 0..14 {
+        std::fs::create_dir_all(name(i)).unwrap();
+    }
+    let long_run = xtask::workspace::hold(&name(1)).unwrap();
+    xtask::workspace::prune(&base);
+    let left: Vec<bool> = (0..14).map(|i| name(i).exists()).collect();
+    assert!(!left[0] && !left[2] && !left[3], "old runs go: {left:?}");
+    assert!(left[1], "a run still holding its directory stays");
+    assert!(left[4..].iter().all(|&x| x), "the newest ten stay: {left:?}");
+    drop(long_run);
+    xtask::workspace::prune(&base);
+    assert!(!name(1).exists(), "once it ended, it goes too");
+    std::fs::remove_dir_all(&base).unwrap();
+}
