@@ -241,11 +241,13 @@ static LATE_RECORD: CallRecord<'static> = CallRecord::new_async(
     "queued-after-offline",
 );
 static BARE_DOORBELL_WARNINGS: AtomicU64 = AtomicU64::new(u64::MAX);
+static PROBE_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Runs on a third CPU while X is taken down: once X sits in its offline
 /// window (out of `online`, interrupts on), it sends X a bare doorbell with
 /// nothing queued, then plays a buggy sender that skips the online check.
 fn offline_window_probe(x: usize) {
+    PROBE_RUNNING.store(true, Ordering::SeqCst);
     let x = CpuId::new(x).expect("cpu");
     // A call handler runs with interrupts off; this one waits through a
     // stop-machine, so it must let that machine's IPI in.
@@ -273,8 +275,17 @@ fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     let before = calls::counters(x).offline_warnings.load(Ordering::SeqCst);
     LATE_RUNS.store(0, Ordering::SeqCst);
     BARE_DOORBELL_WARNINGS.store(u64::MAX, Ordering::SeqCst);
+    PROBE_RUNNING.store(false, Ordering::SeqCst);
     hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
     calls::call_single_nowait(prober, offline_window_probe, x.index()).map_err(err)?;
+    // The prober must be in its probe before the stop-machine: if both IPIs
+    // were pending at once, the stop-machine's (higher vector) would come
+    // first, the probe would run nested in its PREPARE state, and the
+    // machine could not go on while the probe waits for X.
+    if !kernel::time::wait_until(5_000_000, || PROBE_RUNNING.load(Ordering::SeqCst)) {
+        hooks::release("hotplug.offline-window");
+        return Err(Failure(format!("{prober} did not start the probe")));
+    }
     let down = hotplug::cpu_down(x);
     hooks::release("hotplug.offline-window");
     down.map_err(err)?;
