@@ -87,5 +87,7 @@ fn poll_for_work(me: CpuId) {
         core::hint::spin_loop();
     }
     interrupts::disable();
+    // What a watchdog report shows while the calls found here run.
+    percpu::current().set_activity(Activity::Running);
     doorbell::stop_polling();
 }
