@@ -60,9 +60,19 @@ mod armed {
     static SLOTS_TABLE: Mutex<[Option<Slot>; SLOTS]> = Mutex::new([None; SLOTS]);
     static RELEASED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
     static REACHED: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
+    /// Whether any slot is armed: lets `point` skip the table's lock, so a
+    /// hook on a hot path (the polling idle loop) costs the bench kernel,
+    /// which is the test kernel, one load while no test arms anything.
+    static ANY_ARMED: AtomicBool = AtomicBool::new(false);
 
+    /// Runs `f` on the table, then records whether anything is armed.
     fn with_table<R>(f: impl FnOnce(&mut [Option<Slot>; SLOTS]) -> R) -> R {
-        x86_64::instructions::interrupts::without_interrupts(|| f(&mut SLOTS_TABLE.lock()))
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            let mut table = SLOTS_TABLE.lock();
+            let result = f(&mut table);
+            ANY_ARMED.store(table.iter().any(Option::is_some), Ordering::SeqCst);
+            result
+        })
     }
 
     /// Arms hook `name` (for `cpu` only, or any CPU). Re-arming replaces.
@@ -112,6 +122,9 @@ mod armed {
 
     /// The hook itself, called by kernel code at a named point.
     pub fn point(name: &'static str, cpu: CpuId) -> Action {
+        if !ANY_ARMED.load(Ordering::SeqCst) {
+            return Action::Continue;
+        }
         let hit = with_table(|t| {
             let i = t.iter().position(|s| s.is_some_and(|s| s.name == name && s.cpu.is_none_or(|c| c == cpu)))?;
             let slot = t[i]?;

@@ -18,51 +18,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::cpu::CpuId;
-use sync::{AtomicPtr, AtomicU32, AtomicU64, UnsafeCell, spin_hint};
-
-/// The one place that picks loom's instrumented primitives or the real ones.
-mod sync {
-    #[cfg(not(loom))]
-    pub(super) use core::{
-        hint::spin_loop as spin_hint,
-        sync::atomic::{AtomicPtr, AtomicU32, AtomicU64},
-    };
-    #[cfg(loom)]
-    pub(super) use loom::{
-        cell::UnsafeCell,
-        sync::atomic::{AtomicPtr, AtomicU32, AtomicU64},
-        thread::yield_now as spin_hint,
-    };
-
-    /// `core`'s `UnsafeCell` behind loom's closure API, so one code path
-    /// serves both builds (and loom can check every access to a link).
-    #[cfg(not(loom))]
-    pub(super) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
-
-    #[cfg(not(loom))]
-    impl<T> UnsafeCell<T> {
-        pub(super) const fn new(value: T) -> Self {
-            Self(core::cell::UnsafeCell::new(value))
-        }
-        pub(super) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-            f(self.0.get())
-        }
-        pub(super) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-            f(self.0.get())
-        }
-    }
-}
-
-/// `const fn` for the kernel's statics; loom's atomics cannot be built in a
-/// const context, so under loom the same function is a plain `fn`.
-macro_rules! const_unless_loom {
-    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
-        #[cfg(not(loom))]
-        $(#[$attr])* $vis const fn $($rest)*
-        #[cfg(loom)]
-        $(#[$attr])* $vis fn $($rest)*
-    };
-}
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, UnsafeCell, const_unless_loom, spin_hint};
 
 /// The record is in flight: queued, or taken and not yet released.
 const LOCKED: u32 = 1;

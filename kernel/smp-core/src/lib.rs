@@ -7,5 +7,7 @@ extern crate alloc;
 pub mod callq;
 pub mod cpu;
 pub mod madt;
+pub mod poll;
+mod sync;
 
 pub use cpu::{ApicId, AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::*;
 
 use smp_core::CpuId;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
+use smp_core::poll::PollFlag;
 
 fn cpu(i: usize) -> CpuId {
     CpuId::new(i).unwrap()
@@ -222,5 +223,98 @@ fn async_reuse_is_busy_in_flight_and_free_after_release() {
         sender.join().unwrap();
         assert_eq!(RUNS.load(Relaxed), 3);
         assert!(!rec.is_locked());
+    });
+}
+
+/// A target that polls in idle (`idle=poll`) before it stops looking and
+/// goes to sleep (or runs a long job, or goes offline): from then on only a
+/// doorbell reaches it.
+struct PollingTarget {
+    target: Target,
+    flag: PollFlag,
+}
+
+impl PollingTarget {
+    fn new() -> Self {
+        PollingTarget { target: Target::new(), flag: PollFlag::new() }
+    }
+
+    /// A sender's push and its doorbell, with the polling skip.
+    fn send(&self, push: impl FnOnce(&CallQueue) -> bool) {
+        let owed = push(&self.target.queue);
+        self.target.ring_if(owed && self.flag.must_ring());
+    }
+
+    /// The idle CPU: raises its flag, looks at its queue `looks` times while
+    /// polling, then stops as the kernel's idle loop does: flag down, one
+    /// last look, and only then away.
+    fn poll_then_stop(&self, looks: usize) {
+        self.flag.start();
+        for _ in 0..looks {
+            self.target.queue.take_all().run();
+            thread::yield_now();
+        }
+        self.flag.stop();
+        self.target.queue.take_all().run();
+    }
+}
+
+/// The polling skip (rule 2's exception): two senders race with a target
+/// that polls, stops polling and then only answers doorbells. Whatever a
+/// skipped doorbell left, the last look after lowering the flag finds: no
+/// call is stranded and each runs once.
+#[test]
+fn polling_skip_strands_no_call() {
+    model(|| {
+        let target = leak(PollingTarget::new());
+        let done = leak(AtomicUsize::new(0));
+        let ran = leak([AtomicUsize::new(0), AtomicUsize::new(0)]);
+
+        let f: &'static _ = leak(|| {
+            ran[0].fetch_add(1, Relaxed);
+        });
+        let sync_rec = leak(CallRecord::new_sync(f, "sync", cpu(1), cpu(0)));
+        let s1 = thread::spawn(move || {
+            // SAFETY: fresh, locked, and 'static.
+            target.send(|q| unsafe { q.push(sync_rec) });
+            done.fetch_add(1, Release);
+        });
+
+        let async_rec = leak(CallRecord::new_async(AsyncFn::Arg(bump, counter_arg(&ran[1])), "async"));
+        let s2 = thread::spawn(move || {
+            target.send(|q| q.push_async(async_rec, cpu(2), cpu(0)).unwrap());
+            done.fetch_add(1, Release);
+        });
+
+        target.poll_then_stop(1);
+        target.target.handle_until(|| done.load(Acquire) == 2);
+        s1.join().unwrap();
+        s2.join().unwrap();
+        assert_eq!(ran[0].load(Relaxed), 1);
+        assert_eq!(ran[1].load(Relaxed), 1);
+        assert!(!sync_rec.is_locked() && !async_rec.is_locked());
+    });
+}
+
+/// Two polling sessions (idle, a job, idle again) while one sender queues:
+/// a flag raised again must not let a call slip between the sessions.
+#[test]
+fn polling_skip_across_two_idle_periods() {
+    model(|| {
+        let target = leak(PollingTarget::new());
+        let done = leak(AtomicBool::new(false));
+        let ran = leak(AtomicUsize::new(0));
+        let rec = leak(CallRecord::new_async(AsyncFn::Arg(bump, counter_arg(ran)), "async"));
+
+        let sender = thread::spawn(move || {
+            target.send(|q| q.push_async(rec, cpu(1), cpu(0)).unwrap());
+            done.store(true, Release);
+        });
+
+        target.poll_then_stop(0);
+        target.poll_then_stop(0);
+        target.target.handle_until(|| done.load(Acquire));
+        sender.join().unwrap();
+        assert_eq!(ran.load(Relaxed), 1);
     });
 }

@@ -30,10 +30,11 @@ pub fn counters() -> String {
         let c = calls::counters(cpu);
         let _ = writeln!(
             out,
-            "{cpu}: doorbells sent {} received {} skipped {}, calls run {}, watchdog reports {}",
+            "{cpu}: doorbells sent {} received {} skipped {} (owed) {} (polling), calls run {}, watchdog reports {}",
             c.doorbells_sent.load(Ordering::Relaxed),
             c.doorbells_received.load(Ordering::Relaxed),
             c.doorbells_skipped.load(Ordering::Relaxed),
+            c.doorbells_polled.load(Ordering::Relaxed),
             c.calls_run.load(Ordering::Relaxed),
             c.watchdog_reports.load(Ordering::Relaxed),
         );

@@ -17,7 +17,6 @@ use crate::arch::x86_64::apic::startup::{self, Delays};
 use crate::arch::x86_64::{ap, trampoline::Trampoline};
 use crate::hooks::{self, Action};
 use crate::mem::vmem;
-use crate::percpu::{self, Activity};
 use crate::time::{self, Deadline};
 
 /// Names of the AP setup steps, in order (for tests that fail each in turn).
@@ -290,7 +289,7 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
     }
     set_state(cpu, State::Online);
     x86_64::instructions::interrupts::enable();
-    idle()
+    super::idle::idle()
 }
 
 /// Whether `cpu` can take an IPI: the kernel IDT (every IPI vector) loaded,
@@ -316,22 +315,4 @@ pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
 /// The CPU went offline (hotplug): it may be started again.
 pub fn note_offline(cpu: CpuId) {
     set_state(cpu, State::Offline);
-}
-
-/// What an online CPU does with nothing to do: run a queued job, else
-/// sleep with interrupts on.
-pub fn idle() -> ! {
-    let me = percpu::current_cpu();
-    super::worker::reset(me);
-    loop {
-        percpu::current().set_activity(Activity::Idle);
-        x86_64::instructions::interrupts::disable();
-        if super::worker::is_free(me) {
-            // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
-            x86_64::instructions::interrupts::enable_and_hlt();
-        } else {
-            percpu::current().set_activity(Activity::Running);
-            super::worker::run_pending(me);
-        }
-    }
 }

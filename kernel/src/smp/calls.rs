@@ -1,9 +1,10 @@
 //! Cross-calls: asking other CPUs to run a function (SPEC "Cross-calls").
 //!
 //! The queue protocol (lock-free push, FIFO batches, SYNC/ASYNC release
-//! order) is `smp_core::callq`, model-checked on the host. This module adds
-//! the kernel's side: the per-CPU queues, the doorbell rule, the API, the
-//! watchdog, and the offline rules of hotplug.
+//! order) is `smp_core::callq`, model-checked on the host. When a sender
+//! rings the target's doorbell (the doorbell rule and its polling skip) is
+//! decided in `doorbell.rs`. This module adds the kernel's side: the per-CPU
+//! queues, the API, the watchdog, and the offline rules of hotplug.
 //!
 //! **Why check-then-enqueue cannot race with offlining.** A sender checks
 //! `online`, queues and rings with interrupts off. A CPU leaves `online`
@@ -22,8 +23,7 @@ use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Once;
 use x86_64::instructions::interrupts;
 
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vectors::IpiKind;
+use super::doorbell;
 use crate::hooks::{self, Action};
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
@@ -50,6 +50,9 @@ pub struct Counters {
     pub doorbells_received: AtomicU64,
     /// Enqueues that found the queue non-empty: the doorbell was already owed.
     pub doorbells_skipped: AtomicU64,
+    /// Enqueues that owed the doorbell but left it unrung: the target was
+    /// polling in idle and finds the call by itself (the polling skip).
+    pub doorbells_polled: AtomicU64,
     pub calls_run: AtomicU64,
     pub watchdog_reports: AtomicU64,
     /// IPIs that reached this CPU while offline with calls queued (sender bugs).
@@ -61,6 +64,7 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
         doorbells_sent: AtomicU64::new(0),
         doorbells_received: AtomicU64::new(0),
         doorbells_skipped: AtomicU64::new(0),
+        doorbells_polled: AtomicU64::new(0),
         calls_run: AtomicU64::new(0),
         watchdog_reports: AtomicU64::new(0),
         offline_warnings: AtomicU64::new(0),
@@ -87,25 +91,15 @@ pub fn skip_queue_check(cpu: CpuId) -> bool {
     hooks::point("calls.skip-queue-check", cpu) == Action::Fail
 }
 
-fn ring(cpu: CpuId) {
-    if let Some(apic_id) = super::topology::apic_id(cpu) {
-        apic::send_ipi(IpiKind::CallFunction, apic_id);
-        COUNTERS[me().index()].doorbells_sent.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The doorbell rule (SPEC cross-calls rule 2): ring only when this enqueue
-/// made the queue non-empty; a non-empty queue already has an IPI owed.
+/// Queues `rec` on `cpu` and rings its doorbell if the doorbell rule says
+/// so (`doorbell::after_push`).
 ///
 /// # Safety
 /// As for [`CallQueue::push`].
 unsafe fn enqueue(cpu: CpuId, rec: &CallRecord<'_>) {
     // SAFETY: forwarded to the caller.
-    if unsafe { queue(cpu).push(rec) } {
-        ring(cpu);
-    } else {
-        COUNTERS[me().index()].doorbells_skipped.fetch_add(1, Ordering::Relaxed);
-    }
+    let owed = unsafe { queue(cpu).push(rec) };
+    doorbell::after_push(cpu, owed);
 }
 
 /// Whether a sender may queue to `cpu`. The test hook lets a test play the
@@ -205,18 +199,19 @@ fn watchdog_report(target: CpuId, name: &str, waited_us: u64) {
     COUNTERS[me().index()].watchdog_reports.fetch_add(1, Ordering::Relaxed);
     let state = percpu::of(target).activity();
     log::error!(
-        "cross-call watchdog: {} has waited {}.{:03} s for {target} to run {name}; {target} is {state:?}, {}online, queue {}; ringing its doorbell again",
+        "cross-call watchdog: {} has waited {}.{:03} s for {target} to run {name}; {target} is {state:?}, {}online, {}polling, queue {}; ringing its doorbell again",
         me(),
         waited_us / 1_000_000,
         waited_us / 1000 % 1000,
         if super::ONLINE.contains(target) { "" } else { "NOT " },
+        if doorbell::is_polling(target) { "" } else { "not " },
         if queue(target).is_empty() { "empty" } else { "non-empty" },
     );
     crate::backtrace::print_here();
     if crate::params::get_bool("csd.fatal", false) {
         panic!("cross-call watchdog: {target} did not run {name} (csd.fatal=1)");
     }
-    ring(target);
+    doorbell::ring(target);
 }
 
 fn warn_if_irqs_off(what: &str) {
@@ -266,10 +261,8 @@ pub fn call_single_async(cpu: CpuId, rec: &'static CallRecord<'static>) -> Resul
         if cpu == me() {
             // Our own queue: drain it now, interrupts are already off.
             run_queue(cpu);
-        } else if owed {
-            ring(cpu);
         } else {
-            COUNTERS[me().index()].doorbells_skipped.fetch_add(1, Ordering::Relaxed);
+            doorbell::after_push(cpu, owed);
         }
         Ok(())
     })
@@ -335,10 +328,7 @@ fn send_nowait(slot: &'static NowaitSlot, cpu: CpuId, f: fn(usize), arg: usize) 
             slot.func.store(f as *mut (), Ordering::Relaxed);
             slot.arg.store(arg, Ordering::Relaxed);
             match queue(cpu).push_async(&slot.rec, me(), cpu) {
-                Ok(true) => ring(cpu),
-                Ok(false) => {
-                    COUNTERS[me().index()].doorbells_skipped.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(owed) => doorbell::after_push(cpu, owed),
                 // `busy` was free, so the handler had released the record before.
                 Err(Busy) => unreachable!("a free nowait slot with its record in flight"),
             }
@@ -424,8 +414,10 @@ pub fn call_all<F: Fn() + Sync>(name: &'static str, include_self: bool, f: &F) -
     call_many(&super::ONLINE.snapshot(), name, include_self, f)
 }
 
-/// Drains `cpu`'s queue (the running CPU's own), interrupts off.
-fn run_queue(cpu: CpuId) -> usize {
+/// Drains `cpu`'s queue (the running CPU's own), interrupts off: for a CPU
+/// that finds calls without taking their doorbell (a call to itself, the
+/// last look of polling idle, the dying flush).
+pub(super) fn run_queue(cpu: CpuId) -> usize {
     let batch = queue(cpu).take_all();
     let n = batch.len();
     batch.run();
@@ -463,9 +455,12 @@ pub fn on_doorbell() {
 /// already out of `online`, with interrupts off inside stop-machine, runs
 /// every callback still queued to it, including those whose doorbell it has
 /// not taken yet. After this a late doorbell finds nothing, and the queue is
-/// empty for the CPU's next life (seed 2).
+/// empty for the CPU's next life (seed 2). First it lowers its polling flag
+/// if it was taken down while polling, so that nothing after this skips its
+/// doorbell (the flush is then the last look of the polling handshake).
 pub fn dying_flush() -> usize {
     let cpu = me();
+    doorbell::lower_flag_of_dying_cpu(cpu);
     if hooks::point("calls.skip-dying-flush", cpu) == Action::Fail {
         return 0;
     }

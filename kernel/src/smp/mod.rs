@@ -3,7 +3,9 @@
 
 pub mod bringup;
 pub mod calls;
+pub mod doorbell;
 pub mod hotplug;
+pub mod idle;
 pub mod ping;
 pub mod stop;
 pub mod stop_machine;

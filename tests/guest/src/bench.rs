@@ -128,7 +128,12 @@ fn bring_up(aps: &CpuSet) {
 pub fn run() -> ! {
     let me = percpu::current_cpu();
     let online = smp::ONLINE.snapshot();
-    println_raw!("@@BENCH-INFO\tcpus\t{}\ttsc_mhz\t{}", online.len(), time::tsc_per_us());
+    println_raw!(
+        "@@BENCH-INFO\tcpus\t{}\ttsc_mhz\t{}\tidle\t{}",
+        online.len(),
+        time::tsc_per_us(),
+        smp::idle::mode().name()
+    );
     let Some(partner) = online.iter().find(|c| *c != me) else {
         println_raw!("@@BENCH-INFO\terror\tneeds at least two CPUs");
         power::exit(power::ExitCode::Failure);

@@ -13,7 +13,7 @@ use kernel::ktest::{Failure, Outcome, Test};
 use kernel::percpu;
 use kernel::smp::calls::{self, CallError};
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
-use kernel::smp::{self, ping, stop_machine};
+use kernel::smp::{self, doorbell, ping, stop_machine};
 use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
 use smp_core::callq::{AsyncFn, CallRecord};
 
@@ -21,12 +21,14 @@ pub const TESTS: &[Test] = &[
     ktest!(down_and_up_cycles_keep_the_cpu_working).min_cpus(2).timeout_ms(60_000),
     ktest!(boot_cpu_and_self_cannot_go_down).min_cpus(2),
     ktest!(seed1_call_sent_after_target_disabled_irqs_runs_in_dying_flush).min_cpus(3),
+    ktest!(seed1_with_the_target_polling_its_doorbell_skipped_the_flush_runs_it).min_cpus(3).params("idle=poll"),
     ktest!(seed2_calls_queued_at_down_do_not_strand_the_cpu).min_cpus(3).timeout_ms(60_000),
     ktest!(seed2_without_dying_flush_the_strand_is_detected)
         .min_cpus(3)
         .timeout_ms(60_000)
         .params("csd.timeout_ms=300"),
     ktest!(refined_warning_only_for_calls_queued_after_offline).min_cpus(3),
+    ktest!(refined_warning_also_for_a_cpu_taken_down_while_polling).min_cpus(3).params("idle=poll"),
     ktest!(a_failing_step_rolls_back_in_both_directions).min_cpus(2).timeout_ms(120_000),
     ktest!(stop_machine_runs_with_every_other_cpu_irqs_off).min_cpus(2),
     ktest!(stop_machine_names_a_cpu_that_never_acks).min_cpus(3).params("stop_machine.timeout_ms=500"),
@@ -146,6 +148,22 @@ fn seed1_call_sent_after_target_disabled_irqs_runs_in_dying_flush() -> Outcome {
     kassert!(calls::queue(x).is_empty());
     hotplug::cpu_up(x).map_err(err)?;
     works(x)
+}
+
+/// Seed 1 with `idle=poll`: X was polling when the stop-machine took it,
+/// so its flag is still up when W sends, and W skips the doorbell (the
+/// polling skip). The dying flush, X's last look, must run the calls.
+fn seed1_with_the_target_polling_its_doorbell_skipped_the_flush_runs_it() -> Outcome {
+    let x = last_online()?;
+    let w = smp::ONLINE.snapshot().iter().find(|c| *c != CpuId::BOOT && *c != x).ok_or(Failure("no W".into()))?;
+    kassert!(kernel::time::wait_until(5_000_000, || doorbell::is_polling(x)), "{x} never started polling");
+    let polled = calls::counters(w).doorbells_polled.load(Ordering::SeqCst);
+    seed1_call_sent_after_target_disabled_irqs_runs_in_dying_flush()?;
+    kassert!(
+        calls::counters(w).doorbells_polled.load(Ordering::SeqCst) > polled,
+        "W rang X's doorbell: the test did not exercise the polling skip"
+    );
+    Ok(())
 }
 
 /// Seed 2: calls queued as X goes down; after X is back, waiting calls to it
@@ -283,6 +301,18 @@ fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     kassert_eq!(LATE_RUNS.load(Ordering::SeqCst), 1);
     hotplug::cpu_up(x).map_err(err)?;
     works(x)
+}
+
+/// The same with `idle=poll`: X is taken down while polling, from inside
+/// its poll loop, and never returns there. Its polling flag must not
+/// outlive it, or the buggy sender in X's offline window would skip the
+/// doorbell and the refined warning would never see its call.
+fn refined_warning_also_for_a_cpu_taken_down_while_polling() -> Outcome {
+    let x = last_online()?;
+    kassert!(kernel::time::wait_until(5_000_000, || doorbell::is_polling(x)), "{x} never started polling");
+    refined_warning_only_for_calls_queued_after_offline()?;
+    kassert!(kernel::time::wait_until(5_000_000, || doorbell::is_polling(x)), "{x} does not poll after coming back");
+    Ok(())
 }
 
 /// A failure injected at every step, going up and going down: the CPU ends

@@ -17,6 +17,7 @@ mod console;
 mod debug;
 mod examples;
 mod hotplug;
+mod idle;
 mod stop;
 mod stress;
 
@@ -37,6 +38,7 @@ fn run() -> ! {
         console::TESTS,
         debug::TESTS,
         hotplug::TESTS,
+        idle::TESTS,
         stress::TESTS,
         stop::TESTS,
         examples::TESTS,

@@ -51,7 +51,7 @@ fn ns(name: &str, median: f64) -> Figure {
 }
 
 fn boot(cpus: u32, figures: Vec<Figure>) -> BootResult {
-    BootResult { cpus, tsc_mhz: 2700, figures }
+    BootResult { cpus, tsc_mhz: 2700, idle: None, figures }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -67,7 +67,11 @@ fn temp_dir(name: &str) -> PathBuf {
 fn parses_every_kind_of_line() {
     assert_eq!(
         parse_line("@@BENCH-INFO\tcpus\t4\ttsc_mhz\t2721"),
-        Ok(Some(BenchLine::Info { cpus: 4, tsc_mhz: 2721 }))
+        Ok(Some(BenchLine::Info { cpus: 4, tsc_mhz: 2721, idle: None }))
+    );
+    assert_eq!(
+        parse_line("@@BENCH-INFO\tcpus\t2\ttsc_mhz\t2457\tidle\tpoll"),
+        Ok(Some(BenchLine::Info { cpus: 2, tsc_mhz: 2457, idle: Some("poll".into()) }))
     );
     assert_eq!(
         parse_line("@@BENCH\tcall_single_sync\tns\t74517\t10636754\t1000"),
@@ -101,6 +105,9 @@ fn malformed_lines_are_errors() {
         "@@BENCHMARK\tx",                                       // unknown keyword
         "@@BENCH-INFO\tcpus\t4",                                // short info
         "@@BENCH-INFO\tcpus\tfour\ttsc_mhz\t2721",              // not a number
+        "@@BENCH-INFO\tcpus\t4\ttsc_mhz\t2721\tidle",           // idle without a mode
+        "@@BENCH-INFO\tcpus\t4\ttsc_mhz\t2721\tidle\t",         // an empty mode
+        "@@BENCH-INFO\tcpus\t4\ttsc_mhz\t2721\tsleep\tpoll",    // unknown field
         "@@BENCH-INFO\terror",                                  // error without text
         "@@BENCH-DONE\textra",                                  // trailing field
     ] {
@@ -199,6 +206,8 @@ fn mixed_boots_do_not_combine() {
     assert!(results::combine(&[boot(2, vec![]), boot(4, vec![])]).unwrap_err().contains("2 and 4"));
     let units = [boot(2, vec![ns("x", 1.0)]), boot(2, vec![figure("x", Unit::PerS, 1.0, 1.0, 1)])];
     assert!(results::combine(&units).unwrap_err().contains("units"));
+    let polling = BootResult { idle: Some("poll".into()), ..boot(2, vec![]) };
+    assert!(results::combine(&[boot(2, vec![]), polling]).unwrap_err().contains("idled differently"));
 }
 
 // ---- results, goals and the baseline ----
@@ -213,6 +222,7 @@ fn cpu_result(cpus: u32, figures: &[(&str, f64, Option<f64>)]) -> CpuResult {
         cpus,
         runs: 1,
         tsc_mhz: 2700,
+        idle: None,
         figures: figures.iter().map(|&(n, m, x)| combined(n, Unit::Ns, m, x)).collect(),
     }
 }
@@ -364,6 +374,13 @@ fn goals_are_met_or_not_by_the_numbers() {
     assert!(empty.iter().all(|g| g.status == Status::NotMeasured), "{empty:?}");
     let text = table::goals_table(&g);
     assert!(text.contains("NOT MET") && text.contains("6 of 10 met"), "{text}");
+
+    // What a call to an idle CPU costs depends on how it idles: the goals say which.
+    let polling: Vec<CpuResult> =
+        results.iter().map(|r| CpuResult { idle: Some("poll".into()), ..r.clone() }).collect();
+    let sync = |g: &[goals::GoalResult]| g.iter().find(|g| g.goal.starts_with("synchronous call >= 3x")).cloned();
+    assert_eq!(sync(&g).unwrap().measured, "3.00 µs, idle=halt");
+    assert_eq!(sync(&goals::evaluate(&polling)).unwrap().measured, "3.00 µs, idle=poll");
 }
 
 #[test]
@@ -391,7 +408,7 @@ fn results_file_round_trips() {
 fn the_table_shows_microseconds_and_floor_ratios() {
     let r = results::combine(&[parse_boot(REAL_BOOT, 4, SUCCESS).unwrap()]).unwrap();
     let text = table::figures_table(&r, "bios");
-    assert!(text.starts_with("== 4 CPUs (bios, 1 boot, guest TSC 2721 MHz) =="), "{text}");
+    assert!(text.starts_with("== 4 CPUs (bios, 1 boot, guest TSC 2721 MHz, idle=halt) =="), "{text}");
     let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().collect::<Vec<_>>();
     assert_eq!(row("floor_pingpong"), ["floor_pingpong", "0.41", "1.77", "1.00x", "2000"]);
     assert_eq!(row("call_single_sync"), ["call_single_sync", "74.5", "10637", "184x", "1000"]);

@@ -37,7 +37,8 @@ pub struct BenchArgs {
     /// Also write the results JSON to FILE (to use later as --baseline).
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
-    /// Boot parameter for every boot (repeatable), e.g. `-p smp.fast_start=0`.
+    /// Boot parameter for every boot (repeatable), e.g. `-p idle=poll` (idle CPUs spin instead of halting:
+    /// the output says which idle mode each figure was measured with).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_bench_param)]
     pub params: Vec<(String, String)>,
     /// Use this test kernel ELF instead of building guest-tests.

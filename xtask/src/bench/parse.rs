@@ -1,7 +1,9 @@
 //! The guest's side of the bench protocol (tests/guest/src/bench.rs), one
 //! tab-separated line per item:
 //!
-//! - `@@BENCH-INFO\tcpus\t<n>\ttsc_mhz\t<m>` first;
+//! - `@@BENCH-INFO\tcpus\t<n>\ttsc_mhz\t<m>\tidle\t<mode>` first (`<mode>`:
+//!   how idle CPUs wait, `halt` or `poll`; kernels older than polling idle
+//!   leave out the last two fields);
 //! - `@@BENCH-INFO\terror\t<text>` when the guest cannot measure at all;
 //! - `@@BENCH\t<name>\t<unit>\t<median>\t<p99>\t<samples>` per figure, unit
 //!   `ns` or `per_s`, samples 0 when the figure could not be measured;
@@ -22,7 +24,12 @@ const DONE: &str = "@@BENCH-DONE";
 /// One line of the protocol.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BenchLine {
-    Info { cpus: u32, tsc_mhz: u64 },
+    /// `idle`: the guest's idle mode, if it said.
+    Info {
+        cpus: u32,
+        tsc_mhz: u64,
+        idle: Option<String>,
+    },
     GuestError(String),
     Figure(Figure),
     Done,
@@ -36,12 +43,19 @@ pub fn parse_line(line: &str) -> Result<Option<BenchLine>, String> {
         DONE if fields.len() == 1 => Ok(Some(BenchLine::Done)),
         DONE => bad("nothing may follow @@BENCH-DONE"),
         INFO => match fields[1..] {
-            ["cpus", cpus, "tsc_mhz", mhz] => match (cpus.parse(), mhz.parse()) {
-                (Ok(cpus), Ok(tsc_mhz)) => Ok(Some(BenchLine::Info { cpus, tsc_mhz })),
-                _ => bad("CPU count and TSC MHz must be whole numbers"),
-            },
+            ["cpus", cpus, "tsc_mhz", mhz, ref idle @ ..] => {
+                let idle = match idle {
+                    [] => None,
+                    ["idle", mode] if !mode.is_empty() => Some((*mode).to_owned()),
+                    _ => return bad("after the TSC MHz only `idle MODE` may follow"),
+                };
+                match (cpus.parse(), mhz.parse()) {
+                    (Ok(cpus), Ok(tsc_mhz)) => Ok(Some(BenchLine::Info { cpus, tsc_mhz, idle })),
+                    _ => bad("CPU count and TSC MHz must be whole numbers"),
+                }
+            }
             ["error", ref rest @ ..] if !rest.is_empty() => Ok(Some(BenchLine::GuestError(rest.join(" ")))),
-            _ => bad("expected `cpus N tsc_mhz M` or `error TEXT`"),
+            _ => bad("expected `cpus N tsc_mhz M [idle MODE]` or `error TEXT`"),
         },
         FIGURE => match fields[1..] {
             [name, unit, median, p99, samples] => {
@@ -74,7 +88,7 @@ pub fn parse_line(line: &str) -> Result<Option<BenchLine>, String> {
 #[derive(Debug)]
 pub struct BootParser {
     expected_cpus: u32,
-    info: Option<(u32, u64)>,
+    info: Option<(u32, u64, Option<String>)>,
     figures: Vec<Figure>,
     done: bool,
     /// The first thing that went wrong; later lines are still read.
@@ -100,11 +114,11 @@ impl BootParser {
                 self.fail(e);
                 None
             }
-            Ok(Some(BenchLine::Info { cpus, tsc_mhz })) => {
+            Ok(Some(BenchLine::Info { cpus, tsc_mhz, idle })) => {
                 if self.info.is_some() {
                     self.fail("@@BENCH-INFO came twice".into());
                 }
-                self.info = Some((cpus, tsc_mhz));
+                self.info = Some((cpus, tsc_mhz, idle));
                 None
             }
             Ok(Some(BenchLine::GuestError(why))) => {
@@ -137,7 +151,7 @@ impl BootParser {
             return Err(e);
         }
         let exit_ok = exit == Exit::Code(EXIT_SUCCESS);
-        let Some((cpus, tsc_mhz)) = self.info else {
+        let Some((cpus, tsc_mhz, idle)) = self.info else {
             return Err(format!("no @@BENCH-INFO line ({})", describe(exit)));
         };
         if !self.done {
@@ -149,7 +163,7 @@ impl BootParser {
         if cpus != self.expected_cpus {
             return Err(format!("{cpus} CPU(s) online, QEMU was given {}: some did not come up", self.expected_cpus));
         }
-        Ok(BootResult { cpus, tsc_mhz, figures: self.figures })
+        Ok(BootResult { cpus, tsc_mhz, idle, figures: self.figures })
     }
 }
 

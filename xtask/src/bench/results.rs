@@ -81,6 +81,8 @@ impl Figure {
 pub struct BootResult {
     pub cpus: u32,
     pub tsc_mhz: u64,
+    /// How idle CPUs waited (`halt`, `poll`), if the guest said.
+    pub idle: Option<String>,
     pub figures: Vec<Figure>,
 }
 
@@ -129,6 +131,11 @@ pub struct CpuResult {
     pub runs: usize,
     /// The TSC frequency the guest calibrated (median over the boots).
     pub tsc_mhz: u64,
+    /// How idle CPUs waited (`halt`, `poll`): it decides what a call to an
+    /// idle CPU costs. `None` from a kernel (or results file) that predates
+    /// polling idle, which always halted.
+    #[serde(default)]
+    pub idle: Option<String>,
     pub figures: Vec<Combined>,
 }
 
@@ -140,6 +147,12 @@ impl CpuResult {
     /// The median of `name` if it was measured.
     pub fn median(&self, name: &str) -> Option<f64> {
         self.figure(name).filter(|f| f.measured()).map(|f| f.median)
+    }
+
+    /// How idle CPUs waited, as the boot parameter spells it; a guest that
+    /// did not say predates polling idle and halted.
+    pub fn idle_mode(&self) -> &str {
+        self.idle.as_deref().unwrap_or("halt")
     }
 }
 
@@ -164,6 +177,12 @@ pub fn combine(boots: &[BootResult]) -> Result<CpuResult, String> {
     let first = boots.first().ok_or("no boots to combine")?;
     if let Some(other) = boots.iter().find(|b| b.cpus != first.cpus) {
         return Err(format!("cannot combine boots with {} and {} CPUs", first.cpus, other.cpus));
+    }
+    if let Some(other) = boots.iter().find(|b| b.idle != first.idle) {
+        return Err(format!(
+            "cannot combine boots whose CPUs idled differently ({:?} and {:?})",
+            first.idle, other.idle
+        ));
     }
     let mut names: Vec<&str> = Vec::new();
     for figure in boots.iter().flat_map(|b| &b.figures) {
@@ -198,6 +217,7 @@ pub fn combine(boots: &[BootResult]) -> Result<CpuResult, String> {
         cpus: first.cpus,
         runs: boots.len(),
         tsc_mhz: median(&tsc).map_or(0, |m| m.round() as u64),
+        idle: first.idle.clone(),
         figures,
     })
 }

@@ -85,7 +85,8 @@ fn figure_row(f: &Combined) -> Vec<String> {
 /// The figures of one CPU count.
 pub fn figures_table(r: &CpuResult, firmware: &str) -> String {
     let boots = if r.runs == 1 { "1 boot".to_owned() } else { format!("{} boots, median of medians", r.runs) };
-    let mut out = format!("== {} CPUs ({firmware}, {boots}, guest TSC {} MHz) ==\n", r.cpus, r.tsc_mhz);
+    let mut out =
+        format!("== {} CPUs ({firmware}, {boots}, guest TSC {} MHz, idle={}) ==\n", r.cpus, r.tsc_mhz, r.idle_mode());
     let rows: Vec<Vec<String>> = r.figures.iter().map(figure_row).collect();
     out += &render(&["operation", "median µs", "p99 µs", "x floor", "samples"], &rows);
     out

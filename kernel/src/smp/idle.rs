@@ -1,0 +1,93 @@
+//! What an online CPU does with nothing to do: run its queued job (see
+//! `worker.rs`), else wait for work in one of two ways, chosen at boot by
+//! the parameter `idle` (Linux's `idle=`):
+//!
+//! - `halt`, the default: `sti; hlt` until an interrupt. Under QEMU a halted
+//!   vCPU is a sleeping host thread, so it costs the host nothing; but every
+//!   IPI to it must first wake that thread, which alone takes 35-65 µs on a
+//!   2-core host (README, Performance).
+//! - `poll`: spin with `pause` and interrupts on, watching the call queue
+//!   and the job slot. The CPU answers at once, and a sender may skip its
+//!   doorbell altogether (the polling skip, `doorbell.rs`). The price is a
+//!   host core kept busy by every idle vCPU.
+//!
+//! Halt is the default because this kernel mostly runs under emulation on
+//! shared, often overcommitted hosts (the test suite boots many QEMUs side
+//! by side): a polling vCPU steals host time from the vCPUs doing the work,
+//! and from everyone else. `cargo xtask bench -p idle=poll` measures the
+//! other choice.
+
+use spin::Once;
+use x86_64::instructions::interrupts;
+
+use super::{calls, doorbell, worker};
+use crate::percpu::{self, Activity};
+use smp_core::CpuId;
+
+/// How an idle CPU waits for work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleMode {
+    /// `sti; hlt`: asleep until an interrupt.
+    Halt,
+    /// Spin on the call queue and the job slot, interrupts on.
+    Poll,
+}
+
+impl IdleMode {
+    /// As the boot parameter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdleMode::Halt => "halt",
+            IdleMode::Poll => "poll",
+        }
+    }
+}
+
+/// The boot parameter `idle` (`halt` or `poll`; default `halt`).
+pub fn mode() -> IdleMode {
+    static MODE: Once<IdleMode> = Once::new();
+    *MODE.call_once(|| match crate::params::get("idle") {
+        None | Some("halt") => IdleMode::Halt,
+        Some("poll") => IdleMode::Poll,
+        Some(other) => {
+            log::warn!("boot parameter idle={other} is neither `halt` nor `poll`; using halt");
+            IdleMode::Halt
+        }
+    })
+}
+
+/// The idle loop of every online AP, from its bring-up to its next offlining.
+pub fn idle() -> ! {
+    let me = percpu::current_cpu();
+    worker::reset(me);
+    let mode = mode();
+    loop {
+        percpu::current().set_activity(Activity::Idle);
+        interrupts::disable();
+        if !worker::is_free(me) {
+            percpu::current().set_activity(Activity::Running);
+            worker::run_pending(me);
+        } else if mode == IdleMode::Poll {
+            poll_for_work(me);
+        } else {
+            // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
+            interrupts::enable_and_hlt();
+        }
+    }
+}
+
+/// Polls, interrupts on, until a call is queued here or a job is waiting.
+/// Entered and left with interrupts off; on the way out it stops polling,
+/// which runs the queued calls.
+fn poll_for_work(me: CpuId) {
+    let queue = calls::queue(me);
+    doorbell::start_polling();
+    interrupts::enable();
+    while queue.is_empty() && worker::is_free(me) {
+        core::hint::spin_loop();
+    }
+    interrupts::disable();
+    // What a watchdog report shows while the calls found here run.
+    percpu::current().set_activity(Activity::Running);
+    doorbell::stop_polling();
+}
