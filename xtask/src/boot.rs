@@ -37,7 +37,7 @@ pub struct Booter {
 pub struct Boot {
     pub exit: Exit,
     pub elapsed: Duration,
-    /// The full serial output (QEMU's stderr lines marked [`EMULATOR_OUTPUT`]).
+    /// The full serial output, the emulator's own lines marked [`EMULATOR_OUTPUT`].
     pub log: PathBuf,
     /// Image, boot parameters and firmware variables of this boot.
     pub dir: PathBuf,
