@@ -212,13 +212,21 @@ pub struct ImageArgs {
     /// Which images to build.
     #[arg(long, value_enum, default_value_t = FirmwareChoice::All)]
     pub firmware: FirmwareChoice,
-    /// Build the guest test kernel (guest-tests) instead of the demo kernel.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+}
+
+/// Which kernel an image holds and the boot parameters in its ramdisk:
+/// `image`, `qemu`, `bochs` and `usb` take them alike.
+#[derive(Args, Debug, Clone)]
+pub struct KernelArgs {
+    /// Use the guest test kernel (guest-tests) instead of the demo (e.g. with -p ktest.run=NAME).
     #[arg(long)]
     pub test_kernel: bool,
     /// Use this kernel ELF instead of building one.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
-    /// Boot parameter for the image's ramdisk (repeatable).
+    /// Boot parameter (repeatable), e.g. `-p smp.parallel=0`; it travels in the image's ramdisk.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 }
@@ -230,9 +238,8 @@ pub struct QemuArgs {
     pub firmware: FirmwareArg,
     #[command(flatten)]
     pub vm: VmArgs,
-    /// Boot parameter (repeatable), e.g. `-p smp.parallel=0`.
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
-    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Ask the demo kernel to keep running (demo.keep_running=1) and wait without a time limit.
     #[arg(long)]
     pub keep_running: bool,
@@ -246,12 +253,6 @@ pub struct QemuArgs {
     /// The gdb stub's TCP port (on 127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = crate::gdb::DEFAULT_PORT, requires = "gdb")]
     pub gdb_port: u16,
-    /// Boot the guest test kernel instead of the demo (e.g. with -p ktest.run=NAME).
-    #[arg(long)]
-    pub test_kernel: bool,
-    /// Use this kernel ELF instead of building one.
-    #[arg(long, value_name = "ELF")]
-    pub kernel: Option<PathBuf>,
     /// Attach the image as a USB stick (usb-storage on an xHCI controller) instead of a disk.
     #[arg(long)]
     pub usb: bool,
@@ -324,21 +325,14 @@ pub struct BochsArgs {
     /// Guest memory in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=2048))]
     pub memory: u32,
-    /// Boot parameter (repeatable), e.g. `-p smp.parallel=0`.
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
-    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Kill Bochs after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Write the guest's serial output to this file instead of the terminal.
     #[arg(long, value_name = "FILE")]
     pub serial: Option<PathBuf>,
-    /// Boot the guest test kernel instead of the demo (e.g. with -p ktest.run=NAME).
-    #[arg(long)]
-    pub test_kernel: bool,
-    /// Use this kernel ELF instead of building one.
-    #[arg(long, value_name = "ELF")]
-    pub kernel: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -87,8 +87,8 @@ fn image_options() {
         panic!()
     };
     assert_eq!(i.firmware, FirmwareChoice::Bios);
-    assert!(i.test_kernel);
-    assert_eq!(i.params, vec![("ktest.list".into(), "1".into())], "image may set ktest.*");
+    assert!(i.kernel.test_kernel);
+    assert_eq!(i.kernel.params, vec![("ktest.list".into(), "1".into())], "image may set ktest.*");
 }
 
 #[test]
@@ -176,14 +176,14 @@ fn qemu_gdb_options() {
 fn bochs_options_and_limits() {
     let Command::Bochs(b) = parse(&["bochs"]).unwrap().command else { panic!() };
     assert_eq!((b.cpus, b.x2apic, b.memory, b.timeout), (4, false, 256, 300));
-    assert!(b.serial.is_none() && !b.test_kernel);
+    assert!(b.serial.is_none() && !b.kernel.test_kernel);
     let Command::Bochs(b) =
         parse(&["bochs", "--cpus", "15", "--x2apic", "--serial", "out.log", "-p", "log=debug"]).unwrap().command
     else {
         panic!()
     };
     assert_eq!((b.cpus, b.x2apic), (15, true));
-    assert_eq!(b.params, [("log".to_owned(), "debug".to_owned())]);
+    assert_eq!(b.kernel.params, [("log".to_owned(), "debug".to_owned())]);
     for bad in [&["bochs", "--cpus", "16"][..], &["bochs", "--cpus", "0"], &["bochs", "--memory", "8"]] {
         let (kind, text) = error(bad);
         assert_eq!(kind, ErrorKind::ValueValidation, "{bad:?}: {text}");

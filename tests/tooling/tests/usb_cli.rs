@@ -28,9 +28,9 @@ fn defaults() {
     let u = usb(&["usb", "/dev/sdb"]);
     assert_eq!(u.device, Path::new("/dev/sdb"));
     assert_eq!(u.firmware, FirmwareArg::Uefi, "what most machines boot");
-    assert!(!u.yes && !u.test_kernel);
-    assert_eq!(u.kernel, None);
-    assert!(u.params.is_empty());
+    assert!(!u.yes && !u.kernel.test_kernel);
+    assert_eq!(u.kernel.kernel, None);
+    assert!(u.kernel.params.is_empty());
 }
 
 #[test]
@@ -48,9 +48,9 @@ fn the_image_options_are_images() {
         "/dev/disk/by-id/usb-X",
     ]);
     assert_eq!(u.firmware, FirmwareArg::Bios);
-    assert!(u.yes && u.test_kernel);
-    assert_eq!(u.kernel, Some(PathBuf::from("k.elf")));
-    assert_eq!(u.params, vec![("demo.keep_running".into(), "1".into())]);
+    assert!(u.yes && u.kernel.test_kernel);
+    assert_eq!(u.kernel.kernel, Some(PathBuf::from("k.elf")));
+    assert_eq!(u.kernel.params, vec![("demo.keep_running".into(), "1".into())]);
     assert!(usb(&["usb", "-y", "/dev/sdb"]).yes);
 }
 

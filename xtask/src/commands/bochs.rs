@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use bootimage::Firmware;
 
 use crate::boot::Booter;
-use crate::build::{self, Kernel};
 use crate::cli::{BochsArgs, boot_params};
 use crate::process::RunOptions;
 use crate::vm::{Emulator, VmConfig};
@@ -25,8 +24,7 @@ pub fn run(args: &BochsArgs) -> Result<ExitCode> {
     if let Some(why) = cfg.unmet_requirement(&host) {
         bail!("cannot boot under Bochs: {why}");
     }
-    let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
-    let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
+    let elf = super::kernel_elf(&args.kernel)?;
     let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
     let name = "bochs";
     eprintln!(
@@ -37,7 +35,7 @@ pub fn run(args: &BochsArgs) -> Result<ExitCode> {
         workspace::display(&booter.run_dir.join(format!("{name}.log")))
     );
     let opts = RunOptions { timeout: Some(Duration::from_secs(args.timeout)), ..RunOptions::default() };
-    let params = boot_params(&args.params);
+    let params = boot_params(&args.kernel.params);
     match &args.serial {
         Some(path) => {
             let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;

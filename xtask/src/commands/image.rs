@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::build::{self, Kernel};
 use crate::cli::{ImageArgs, boot_params};
 use crate::workspace;
 
@@ -20,9 +19,8 @@ pub fn run(args: &ImageArgs) -> Result<ExitCode> {
 /// Builds the kernel `args` names and its images, one per firmware, in a new
 /// run directory; `usb` writes what this builds, so the two never differ.
 pub(super) fn build(args: &ImageArgs) -> Result<Vec<PathBuf>> {
-    let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
-    let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
-    let params = boot_params(&args.params);
+    let elf = super::kernel_elf(&args.kernel)?;
+    let params = boot_params(&args.kernel.params);
     let run_dir = workspace::new_run_dir()?;
     let elf = crate::strip::stripped_copy(&elf, &run_dir)?;
     args.firmware

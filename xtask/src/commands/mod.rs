@@ -17,7 +17,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use bootimage::Firmware;
 
-use crate::cli::{Cli, Command, VmArgs};
+use std::path::PathBuf;
+
+use crate::build::{self, Kernel};
+use crate::cli::{Cli, Command, KernelArgs, VmArgs};
 use crate::vm::VmConfig;
 
 /// Runs the command `cli` names.
@@ -43,4 +46,11 @@ pub(crate) fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> 
         extra: extra.to_vec(),
         ..VmConfig::qemu(firmware, vm.smp)
     }
+}
+
+/// The kernel ELF `args` names: the one given, or a fresh build of the demo
+/// or the test kernel.
+pub(crate) fn kernel_elf(args: &KernelArgs) -> Result<PathBuf> {
+    let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
+    build::kernel_elf(args.kernel.as_deref(), kernel)
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::boot::Booter;
-use crate::build::{self, Kernel};
 use crate::cli::{QemuArgs, boot_params};
 use crate::process::RunOptions;
 use crate::{gdb, prereq, workspace};
@@ -29,9 +28,8 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
     if let Some(why) = cfg.unmet_requirement(&host) {
         bail!("cannot boot this configuration: {why}");
     }
-    let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
-    let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
-    let mut params = boot_params(&args.params);
+    let elf = super::kernel_elf(&args.kernel)?;
+    let mut params = boot_params(&args.kernel.params);
     if args.keep_running {
         params.set("demo.keep_running", "1")?;
     }

@@ -59,8 +59,7 @@ fn build_image(args: &UsbArgs) -> Result<std::path::PathBuf> {
         FirmwareArg::Bios => FirmwareChoice::Bios,
         FirmwareArg::Uefi => FirmwareChoice::Uefi,
     };
-    let image_args =
-        ImageArgs { firmware, test_kernel: args.test_kernel, kernel: args.kernel.clone(), params: args.params.clone() };
+    let image_args = ImageArgs { firmware, kernel: args.kernel.clone() };
     let mut images = super::image::build(&image_args)?;
     images.pop().context("no image was built")
 }

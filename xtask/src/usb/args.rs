@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{FirmwareArg, parse_param};
+use crate::cli::{FirmwareArg, KernelArgs};
 
 #[derive(Args, Debug)]
 pub struct UsbArgs {
@@ -19,13 +19,6 @@ pub struct UsbArgs {
     /// Write without asking (the device checks still apply).
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Write the guest test kernel (guest-tests) instead of the demo kernel.
-    #[arg(long)]
-    pub test_kernel: bool,
-    /// Use this kernel ELF instead of building one.
-    #[arg(long, value_name = "ELF")]
-    pub kernel: Option<PathBuf>,
-    /// Boot parameter for the image's ramdisk (repeatable), e.g. `-p demo.keep_running=1`.
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
-    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
 }
