@@ -62,13 +62,19 @@ pub fn unmet_requirement(cfg: &VmConfig, bochs: Option<&Path>) -> Option<String>
     if cfg.smp > MAX_CPUS {
         return Some(format!("Bochs 2.7 runs at most {MAX_CPUS} CPUs, not {}", cfg.smp));
     }
+    install_problem(bochs)
+}
+
+/// What of Bochs is missing here (`bochs`: the binary, if found), with the
+/// command that installs it; `None` when it is all there.
+pub fn install_problem(bochs: Option<&Path>) -> Option<String> {
     let missing = match bochs {
-        None => Some("Bochs is not installed"),
-        Some(_) if !Path::new(SDL2_PLUGIN).is_file() => Some("Bochs's SDL2 display (bochs-sdl) is not installed"),
-        Some(_) if !Path::new(BIOS_ROM).is_file() => Some("the Bochs BIOS (bochsbios) is not installed"),
-        Some(_) if !Path::new(VGA_ROM).is_file() => Some("the VGA BIOS (vgabios) is not installed"),
-        Some(_) => None,
-    }?;
+        None => "Bochs is not installed",
+        Some(_) if !Path::new(SDL2_PLUGIN).is_file() => "Bochs's SDL2 display (bochs-sdl) is not installed",
+        Some(_) if !Path::new(BIOS_ROM).is_file() => "the Bochs BIOS (bochsbios) is not installed",
+        Some(_) if !Path::new(VGA_ROM).is_file() => "the VGA BIOS (vgabios) is not installed",
+        Some(_) => return None,
+    };
     Some(format!("{missing}; to enable: {}", install_hint()))
 }
 

@@ -85,7 +85,7 @@ impl Booter {
         // The command line heads the log, so the log alone reproduces the boot.
         writeln!(log, "# {program} {}", args.join(" "))?;
         let mut log_error = None;
-        let mut bochs_exit = bochs::ExitWatch::default();
+        let mut bochs_exit = (cfg.emulator == Emulator::Bochs).then(bochs::ExitWatch::default);
         let (exit, elapsed) = process::run(&program, &args, &opts, |out| {
             if let Output::Line(stream, _, line) = out {
                 let prefix = if stream == Stream::Stderr { EMULATOR_OUTPUT } else { "" };
@@ -93,14 +93,15 @@ impl Booter {
                 if let Err(e) = writeln!(log, "{prefix}{line}").and_then(|()| log.flush()) {
                     log_error.get_or_insert(e);
                 }
-                match stream {
-                    Stream::Stdout => bochs_exit.serial(line),
-                    Stream::Stderr => bochs_exit.emulator(line),
+                match (&mut bochs_exit, stream) {
+                    (Some(watch), Stream::Stdout) => watch.serial(line),
+                    (Some(watch), Stream::Stderr) => watch.emulator(line),
+                    (None, _) => {}
                 }
             }
             sink(out);
         })?;
-        let exit = if cfg.emulator == Emulator::Bochs { bochs_exit.exit(exit) } else { exit };
+        let exit = bochs_exit.map_or(exit, |watch| watch.exit(exit));
         if let Some(e) = log_error {
             return Err(e).with_context(|| format!("writing {}", log_path.display()));
         }

@@ -43,8 +43,8 @@ pub struct GuestRun {
     /// Print `== configuration NAME (FIRMWARE): SELECTION ==` before each
     /// firmware's tests.
     pub header: bool,
-    /// One machine per firmware, in run order.
-    pub qemu: Vec<VmConfig>,
+    /// Its machines (the default run: one per firmware), in run order.
+    pub machines: Vec<VmConfig>,
     pub plan: PlanOptions,
 }
 
@@ -75,7 +75,7 @@ pub struct GuestReport {
 pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     let mut tally = Tally::default();
     let mut machines = Vec::new();
-    let total = opts.runs.iter().map(|run| run.qemu.len()).sum::<usize>();
+    let total = opts.runs.iter().map(|run| run.machines.len()).sum::<usize>();
     let mut done = 0;
     // Loaded once: backtraces are shown and judged symbolized.
     let symbols = symbols::load_or_warn(&booter.elf);
@@ -88,7 +88,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     let lister = opts
         .runs
         .iter()
-        .flat_map(|run| run.qemu.iter().map(move |cfg| (run, cfg)))
+        .flat_map(|run| run.machines.iter().map(move |cfg| (run, cfg)))
         .filter(|(_, cfg)| runnable(cfg))
         .min_by_key(|(_, cfg)| (cfg.emulator == Emulator::Bochs, cfg.firmware == Firmware::Uefi, cfg.smp));
     let tests = match lister {
@@ -106,14 +106,14 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     for run in &opts.runs {
         let plan = tests.as_ref().map(|tests| {
             let plan = plan::plan(tests, &run.plan);
-            if run.qemu.iter().any(runnable) {
+            if run.machines.iter().any(runnable) {
                 let prefix = if run.header { format!("{}: ", run.name) } else { String::new() };
                 print_plan_summary(&prefix, tests, &plan);
             }
             plan
         });
         let selection = run.plan.describe_selection();
-        for cfg in &run.qemu {
+        for cfg in &run.machines {
             done += 1;
             let mut result = MachineResult {
                 config: run.name.clone(),

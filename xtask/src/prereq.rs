@@ -127,13 +127,7 @@ pub fn ensure(uefi: bool, bochs: bool) -> Result<Host> {
 /// Bochs, installed first when missing and we may; `None` (with a note)
 /// when it stays missing.
 fn find_or_install_bochs() -> Option<PathBuf> {
-    let complete = || {
-        let probe = crate::vm::VmConfig {
-            emulator: crate::vm::Emulator::Bochs,
-            ..crate::vm::VmConfig::qemu(bootimage::Firmware::Bios, 1)
-        };
-        find_program(crate::bochs::BOCHS).filter(|b| crate::bochs::unmet_requirement(&probe, Some(b)).is_none())
-    };
+    let complete = || find_program(crate::bochs::BOCHS).filter(|b| crate::bochs::install_problem(Some(b)).is_none());
     if complete().is_none()
         && may_install()
         && let Err(e) = install(crate::bochs::PACKAGES)

@@ -41,8 +41,8 @@ fn all_runs(args: &[&str]) -> Vec<GuestRun> {
 /// The one machine of cell `name`.
 fn vm<'a>(runs: &'a [GuestRun], name: &str) -> &'a VmConfig {
     let r = run(runs, name);
-    assert_eq!(r.qemu.len(), 1, "a cell is one machine");
-    &r.qemu[0]
+    assert_eq!(r.machines.len(), 1, "a cell is one machine");
+    &r.machines[0]
 }
 
 fn qemu_line(cfg: &VmConfig) -> String {
@@ -254,7 +254,7 @@ fn maxcpus_tells_the_guest_the_cpus_present_not_the_maximum() {
     assert!(ran.contains(&"bringup::every_online_cpu_answers_an_ipi".to_owned()));
     assert!(p.skipped[0].1.contains("running with 2"), "{:?}", p.skipped);
     for r in &runs {
-        for cfg in &r.qemu {
+        for cfg in &r.machines {
             assert_eq!(cfg.smp, r.plan.smp, "{}", r.name);
         }
     }
@@ -411,10 +411,10 @@ fn maxcpus_reproduction_keeps_maxcpus() {
     let runs = all_runs(&[]);
     let r = run(&runs, "pc-bios-maxcpus");
     let p = plan(&guest_list(), &r.plan);
-    let cmd = reproduce_command(&r.qemu[0], &p.boots[0], None);
+    let cmd = reproduce_command(&r.machines[0], &p.boots[0], None);
     assert!(cmd.contains("--smp 2 "), "{cmd}");
     assert!(cmd.contains(" -- -smp 2,maxcpus=4"), "{cmd}");
-    assert!(qemu_line(&r.qemu[0]).contains("-machine pc -smp 2,maxcpus=4 "));
+    assert!(qemu_line(&r.machines[0]).contains("-machine pc -smp 2,maxcpus=4 "));
 }
 
 #[test]
@@ -453,10 +453,10 @@ fn the_machine_options_shape_default_only() {
         "int",
     ]);
     let default = run(&runs, "default");
-    assert_eq!(default.qemu.len(), 1);
-    assert_eq!(default.qemu[0].label(), "uefi/smp3");
+    assert_eq!(default.machines.len(), 1);
+    assert_eq!(default.machines[0].label(), "uefi/smp3");
     assert_eq!(default.plan.smp, 3);
-    let line = qemu_line(&default.qemu[0]);
+    let line = qemu_line(&default.machines[0]);
     assert!(line.starts_with("-machine q35 -smp 3 -m 1G ") && line.contains("-cpu max -d int"), "{line}");
 
     let cell = vm(&runs, "pc-bios-smp8-xapic");
@@ -477,15 +477,15 @@ fn default_run_is_unchanged() {
     let runs = all_runs(&[]);
     assert_eq!(runs[0].name, "default");
     let default = &runs[0];
-    assert_eq!(default.qemu.iter().map(|c| c.label()).collect::<Vec<_>>(), ["bios/smp4", "uefi/smp4"]);
+    assert_eq!(default.machines.iter().map(|c| c.label()).collect::<Vec<_>>(), ["bios/smp4", "uefi/smp4"]);
     assert_eq!(
-        qemu_line(&default.qemu[0]),
+        qemu_line(&default.machines[0]),
         "-machine pc -smp 4 -m 256M -display none -no-reboot -serial stdio \
          -device isa-debug-exit,iobase=0xf4,iosize=0x04 -drive format=raw,file=/t/disk.img"
     );
     assert_eq!(default.plan.runner_params(), [(EXPECT_CPUS.to_owned(), "4".to_owned())]);
-    assert_eq!(default.qemu[0].boot_allowance(), Duration::from_secs(15));
-    assert_eq!(default.qemu[1].boot_allowance(), Duration::from_secs(40));
+    assert_eq!(default.machines[0].boot_allowance(), Duration::from_secs(15));
+    assert_eq!(default.machines[1].boot_allowance(), Duration::from_secs(40));
 }
 
 // --- the closing table -------------------------------------------------

@@ -23,8 +23,8 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
     }
     if !args.no_guest {
         let runs = configs::guest_runs(args);
-        let uefi = runs.iter().flat_map(|run| &run.qemu).any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
-        let bochs = runs.iter().flat_map(|run| &run.qemu).any(|cfg| cfg.emulator == Emulator::Bochs);
+        let uefi = runs.iter().flat_map(|run| &run.machines).any(|cfg| cfg.firmware == bootimage::Firmware::Uefi);
+        let bochs = runs.iter().flat_map(|run| &run.machines).any(|cfg| cfg.emulator == Emulator::Bochs);
         let host = prereq::ensure(uefi, bochs)?;
         match host.version {
             Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),

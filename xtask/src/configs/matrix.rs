@@ -95,8 +95,8 @@ const CI_CELLS: &[&str] = &[
     "usb-uefi",
 ];
 
-/// A QEMU cell with the defaults of the grid.
-fn qemu_cell(name: String, description: String, machine: Machine, firmware: Firmware, smp: String) -> Config {
+/// A cell with the grid's defaults: QEMU, booting from disk, the SMP suites.
+fn cell(name: String, description: String, machine: Machine, firmware: Firmware, smp: String) -> Config {
     Config {
         ci: CI_CELLS.contains(&name.as_str()),
         name,
@@ -128,7 +128,7 @@ fn grid() -> Vec<Config> {
                     out.push(Config {
                         cpu: Some(apic.qemu_cpu()),
                         params: vec![(EXPECT_APIC, a)],
-                        ..qemu_cell(name, description, machine, firmware, cpus.to_string())
+                        ..cell(name, description, machine, firmware, cpus.to_string())
                     });
                 }
             }
@@ -150,7 +150,7 @@ fn special() -> Vec<Config> {
             emulator: Emulator::Bochs,
             cpu: (apic == ApicMode::X2Apic).then_some(bochs::X2APIC_MODEL),
             params: vec![(EXPECT_APIC, apic.name())],
-            ..qemu_cell(
+            ..cell(
                 name,
                 format!("{SMP_TESTS_WORDS} under Bochs 2.7, BIOS, 4 CPUs, {model}"),
                 Machine::Pc,
@@ -162,7 +162,7 @@ fn special() -> Vec<Config> {
     let usb = |firmware: Firmware| Config {
         medium: Medium::UsbStick,
         tests: BRINGUP,
-        ..qemu_cell(
+        ..cell(
             format!("usb-{}", firmware.name()),
             format!("bringup:: booted from a USB stick (usb-storage on xHCI), {}, 2 CPUs", firmware.name()),
             Machine::Pc,
@@ -173,7 +173,7 @@ fn special() -> Vec<Config> {
     vec![
         Config {
             tests: BRINGUP,
-            ..qemu_cell(
+            ..cell(
                 "pc-bios-maxcpus".into(),
                 "bringup:: with -smp 2,maxcpus=4: 2 CPUs present, 2 disabled MADT entries".into(),
                 Machine::Pc,
@@ -195,7 +195,7 @@ fn special() -> Vec<Config> {
             ],
             // 300 CPUs under TCG take ~25 s to come up on two cores.
             boot_allowance: Some(Duration::from_secs(120)),
-            ..qemu_cell(
+            ..cell(
                 "q35-bios-smp300-x2apic".into(),
                 "every CPU online and reached by call_all with 300 CPUs, x2APIC ids above 255 \
                  (q35, IOMMU interrupt remapping, BIOS)"

@@ -167,7 +167,7 @@ impl Config {
                 config_params: self.params.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect(),
                 ..user_plan_options(args)
             },
-            qemu: vec![vm],
+            machines: vec![vm],
         }
     }
 }
@@ -177,7 +177,7 @@ pub fn default_run(args: &TestArgs) -> GuestRun {
     GuestRun {
         name: DEFAULT.to_owned(),
         header: true,
-        qemu: args
+        machines: args
             .firmware
             .firmwares()
             .into_iter()
