@@ -170,6 +170,8 @@ pub fn run(
     let stderr = running.child.stderr.take().map(|s| (Stream::Stderr, Box::new(s) as Box<dyn Read + Send>));
     let pipes = [stdout, stderr].into_iter().flatten().collect::<Vec<_>>();
     let child_pipes = pipes.len();
+    // Each source's stream, by source number: the pipes, then the socket.
+    let mut streams: Vec<Stream> = pipes.iter().map(|(stream, _)| *stream).collect();
     for (source, (stream, pipe)) in pipes.into_iter().enumerate() {
         let tx = tx.clone();
         readers.push(thread::spawn(move || forward(source, stream, pipe, &tx)));
@@ -178,6 +180,7 @@ pub fn run(
     if let Some(listener) = &opts.serial {
         let listener = listener.try_clone().context("sharing the serial listener")?;
         let (tx, gone) = (tx.clone(), child_gone.clone());
+        streams.push(Stream::Stdout);
         readers.push(thread::spawn(move || match accept_unless(&listener, &gone) {
             Some(conn) => forward(child_pipes, Stream::Stdout, Box::new(conn), &tx),
             None => {
@@ -188,7 +191,7 @@ pub fn run(
     drop(tx);
 
     let deadline = opts.timeout.map(|t| start + t);
-    let mut lines: Vec<(Stream, LineBuffer)> = Vec::new();
+    let mut lines: Vec<LineBuffer> = streams.iter().map(|_| LineBuffer::default()).collect();
     let mut open = readers.len();
     let mut pipes_open = child_pipes;
     let mut timed_out = false;
@@ -208,7 +211,7 @@ pub fn run(
             Ok((source, stream, Some(bytes))) => {
                 sink(Output::Chunk(stream, &bytes));
                 let at = start.elapsed();
-                for line in line_buffer(&mut lines, source, stream).push(&bytes) {
+                for line in lines[source].push(&bytes) {
                     sink(Output::Line(stream, at, &line));
                 }
             }
@@ -242,14 +245,14 @@ pub fn run(
     for (source, stream, bytes) in rx.try_iter() {
         if let Some(bytes) = bytes {
             sink(Output::Chunk(stream, &bytes));
-            for line in line_buffer(&mut lines, source, stream).push(&bytes) {
+            for line in lines[source].push(&bytes) {
                 sink(Output::Line(stream, ended, &line));
             }
         }
     }
-    for (stream, buffer) in &mut lines {
+    for (&stream, buffer) in streams.iter().zip(&mut lines) {
         if let Some(line) = buffer.rest() {
-            sink(Output::Line(*stream, ended, &line));
+            sink(Output::Line(stream, ended, &line));
         }
     }
     drop(running);
@@ -294,15 +297,6 @@ fn accept_unless(listener: &TcpListener, gone: &AtomicBool) -> Option<std::net::
             Err(_) => return None,
         }
     }
-}
-
-/// The line buffer of `source`, made on first use.
-fn line_buffer(lines: &mut Vec<(Stream, LineBuffer)>, source: usize, stream: Stream) -> &mut LineBuffer {
-    if lines.len() <= source {
-        lines.resize_with(source + 1, || (stream, LineBuffer::default()));
-    }
-    lines[source].0 = stream;
-    &mut lines[source].1
 }
 
 fn exit_of(status: ExitStatus) -> Exit {
