@@ -124,7 +124,7 @@ fn grid() -> Vec<Config> {
                 for apic in [ApicMode::XApic, ApicMode::X2Apic] {
                     let (m, fw, a) = (machine.name(), firmware.name(), apic.name());
                     let name = format!("{m}-{fw}-smp{cpus}-{a}");
-                    let description = format!("{SMP_TESTS_WORDS} on QEMU {m}, {fw}, {cpus} CPU(s), {a} CPU model");
+                    let description = format!("{} on QEMU {m}, {fw}, {cpus} CPU(s), {a} CPU model", words(SMP_TESTS));
                     out.push(Config {
                         cpu: Some(apic.qemu_cpu()),
                         params: vec![(EXPECT_APIC, a)],
@@ -137,7 +137,10 @@ fn grid() -> Vec<Config> {
     out
 }
 
-const SMP_TESTS_WORDS: &str = "bringup::, calls::, hotplug::";
+/// A selection in words, for descriptions: `bringup::, calls::, hotplug::`.
+fn words(tests: &[NamePattern]) -> String {
+    tests.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
 
 fn special() -> Vec<Config> {
     let bochs = |apic: ApicMode| {
@@ -152,7 +155,7 @@ fn special() -> Vec<Config> {
             params: vec![(EXPECT_APIC, apic.name())],
             ..cell(
                 name,
-                format!("{SMP_TESTS_WORDS} under Bochs 2.7, BIOS, 4 CPUs, {model}"),
+                format!("{} under Bochs 2.7, BIOS, 4 CPUs, {model}", words(SMP_TESTS)),
                 Machine::Pc,
                 Firmware::Bios,
                 "4".into(),
