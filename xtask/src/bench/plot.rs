@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, SegmentValue, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -64,43 +65,52 @@ pub fn latency_svg(r: &CpuResult, path: &Path) -> Result<()> {
     // Integer ranges are inclusive in plotters: 0..n-1 makes n segments.
     let x = (0..bars.len() - 1).into_segmented();
     if log {
-        let y = (lo / 3.0..hi * 3.0).log_scale();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x, y)
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&label)
-            .y_desc("µs")
-            .y_label_formatter(&|v| fmt_us(v * 1e3))
-            .draw()
-            .map_err(draw_err)?;
-        draw_bars(&mut chart, &bars, lo / 3.0)?;
-        legend(&mut chart)?;
+        latency_chart(&root, &title, x, (lo / 3.0..hi * 3.0).log_scale(), &label, &bars, lo / 3.0)?;
     } else {
-        let y = 0.0..hi * 1.15;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x, y)
-            .map_err(draw_err)?;
-        chart.configure_mesh().disable_x_mesh().x_label_formatter(&label).y_desc("µs").draw().map_err(draw_err)?;
-        draw_bars(&mut chart, &bars, 0.0)?;
-        legend(&mut chart)?;
+        latency_chart(&root, &title, x, 0.0..hi * 1.15, &label, &bars, 0.0)?;
     }
     root.present().map_err(draw_err).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The latency chart on `root`, over the log or linear axis `y`, with its
+/// bars drawn from `base`.
+fn latency_chart<X, Y>(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    x: X,
+    y: Y,
+    label: &dyn Fn(&SegmentValue<usize>) -> String,
+    bars: &[Bar],
+    base: f64,
+) -> Result<()>
+where
+    X: AsRangedCoord<Value = SegmentValue<usize>>,
+    X::CoordDescType: ValueFormatter<SegmentValue<usize>>,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(label)
+        .y_desc("µs")
+        .y_label_formatter(&|v| fmt_us(v * 1e3))
+        .draw()
+        .map_err(draw_err)?;
+    draw_bars(&mut chart, bars, base)?;
+    legend(&mut chart)
+}
+
 /// The two bars per operation, with the median's value written above it.
-fn draw_bars<'a, X, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+fn draw_bars<'r, 'a: 'r, X, Y>(
+    chart: &mut ChartContext<'r, SVGBackend<'a>, Cartesian2d<X, Y>>,
     bars: &[Bar],
     base: f64,
 ) -> Result<()>
@@ -132,7 +142,9 @@ where
     Ok(())
 }
 
-fn legend<'a, X: Ranged, Y: Ranged>(chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>) -> Result<()> {
+fn legend<'r, 'a: 'r, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'r, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
