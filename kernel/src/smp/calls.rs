@@ -18,6 +18,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+use crossbeam_utils::CachePadded;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
 use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Once;
@@ -28,7 +29,10 @@ use crate::hooks::{self, Action};
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
 
-static QUEUES: [CallQueue; MAX_CPUS] = [const { CallQueue::new() }; MAX_CPUS];
+// Every per-CPU array on the call path is padded to whole cache lines: two
+// CPUs writing neighbouring entries would otherwise pass a line back and
+// forth on every call (measured: README, Performance).
+static QUEUES: [CachePadded<CallQueue>; MAX_CPUS] = [const { CachePadded::new(CallQueue::new()) }; MAX_CPUS];
 
 pub fn queue(cpu: CpuId) -> &'static CallQueue {
     &QUEUES[cpu.index()]
@@ -59,8 +63,8 @@ pub struct Counters {
     pub offline_warnings: AtomicU64,
 }
 
-static COUNTERS: [Counters; MAX_CPUS] = [const {
-    Counters {
+static COUNTERS: [CachePadded<Counters>; MAX_CPUS] = [const {
+    CachePadded::new(Counters {
         doorbells_sent: AtomicU64::new(0),
         doorbells_received: AtomicU64::new(0),
         doorbells_skipped: AtomicU64::new(0),
@@ -68,7 +72,7 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
         calls_run: AtomicU64::new(0),
         watchdog_reports: AtomicU64::new(0),
         offline_warnings: AtomicU64::new(0),
-    }
+    })
 }; MAX_CPUS];
 
 pub fn counters(cpu: CpuId) -> &'static Counters {
@@ -129,33 +133,39 @@ fn watchdog_limit_us() -> u64 {
     *LIMIT.call_once(|| crate::params::get_u64("csd.timeout_ms", 5_000) * 1000)
 }
 
-/// The SYNC records this CPU's thread is waiting on (start, count). A CPU
-/// taken down abandons its thread where it stands; before it parks it must
-/// see these released, since its next life reuses the stack they (and the
-/// closures they borrow) live on.
-static WAITING_ON: [AtomicPtr<CallRecord<'static>>; MAX_CPUS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
-static WAITING_LEN: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// The SYNC records a CPU's thread is waiting on. A CPU taken down abandons
+/// its thread where it stands; before it parks it must see these released,
+/// since its next life reuses the stack they (and the closures they borrow)
+/// live on.
+struct Waiting {
+    start: AtomicPtr<CallRecord<'static>>,
+    len: AtomicUsize,
+}
+
+static WAITING: [CachePadded<Waiting>; MAX_CPUS] =
+    [const { CachePadded::new(Waiting { start: AtomicPtr::new(core::ptr::null_mut()), len: AtomicUsize::new(0) }) };
+        MAX_CPUS];
 
 /// Registers `records` as this CPU's wait. Called with interrupts off,
 /// *before* they are queued, so no stop-machine can park this CPU with a
-/// queued record it has not registered.
-fn register_wait(records: &[CallRecord<'_>]) {
-    let cpu = me().index();
-    WAITING_LEN[cpu].store(records.len(), Ordering::SeqCst);
-    WAITING_ON[cpu].store(records.as_ptr().cast::<CallRecord<'static>>().cast_mut(), Ordering::SeqCst);
+/// queued record it has not registered. Only this CPU reads its entry (when
+/// parking, from an interrupt), so Relaxed is enough.
+fn register_wait(me: CpuId, records: &[CallRecord<'_>]) {
+    let w = &WAITING[me.index()];
+    w.len.store(records.len(), Ordering::Relaxed);
+    w.start.store(records.as_ptr().cast::<CallRecord<'static>>().cast_mut(), Ordering::Relaxed);
 }
 
-fn unregister_wait() {
-    WAITING_ON[me().index()].store(core::ptr::null_mut(), Ordering::SeqCst);
+fn unregister_wait(me: CpuId) {
+    WAITING[me.index()].start.store(core::ptr::null_mut(), Ordering::Relaxed);
 }
 
 /// Waits for every record in `records` (registered), then unregisters.
-fn wait_for_all(records: &[CallRecord<'_>]) {
+fn wait_for_all(me: CpuId, records: &[CallRecord<'_>]) {
     for rec in records {
         wait_for(rec);
     }
-    unregister_wait();
+    unregister_wait(me);
 }
 
 /// On a CPU that is parking: waits (bounded) until every call its
@@ -163,11 +173,11 @@ fn wait_for_all(records: &[CallRecord<'_>]) {
 /// (online) target.
 pub fn settle_abandoned_wait() {
     let cpu = me().index();
-    let start = WAITING_ON[cpu].swap(core::ptr::null_mut(), Ordering::SeqCst);
+    let start = WAITING[cpu].start.swap(core::ptr::null_mut(), Ordering::Relaxed);
     if start.is_null() {
         return;
     }
-    let len = WAITING_LEN[cpu].load(Ordering::SeqCst);
+    let len = WAITING[cpu].len.load(Ordering::Relaxed);
     // SAFETY: the thread that registered these records was interrupted
     // inside `wait_for_all`, so the slice (on its stack or heap) is intact
     // and nothing else frees it while this CPU still runs.
@@ -179,13 +189,24 @@ pub fn settle_abandoned_wait() {
     }
 }
 
+/// How many spins of a waiting sender pass between two looks at the clock.
+/// Reading the TSC costs more than the spin itself under TCG (README,
+/// Performance) and would slow the sender's noticing the release; a watchdog
+/// measured in seconds loses nothing by looking less often.
+const SPINS_PER_CLOCK_READ: u32 = 64;
+
 /// Waits for `rec` to be released, reporting (and ringing again) each time
 /// the watchdog limit passes.
 fn wait_for(rec: &CallRecord<'_>) {
     let start = Deadline::after_us(0);
     let limit = watchdog_limit_us();
     let mut next_report = limit;
+    let mut spins = 0u32;
     rec.wait_released(|| {
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
+            return;
+        }
         let waited = start.elapsed_us();
         if waited < next_report {
             return;
@@ -225,18 +246,19 @@ fn warn_if_irqs_off(what: &str) {
 /// calling CPU `f` runs at once with interrupts off. `Offline` means `cpu` is
 /// not online and nothing ran: this is also the conditional form (seed 3).
 pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Result<(), CallError> {
-    if cpu == me() {
+    let me = me();
+    if cpu == me {
         run_locally(f);
         return Ok(());
     }
     warn_if_irqs_off("call_single");
-    let rec = CallRecord::new_sync(f, name, me(), cpu);
+    let rec = CallRecord::new_sync(f, name, me, cpu);
     let queued = interrupts::without_interrupts(|| {
         if !may_send_to(cpu) {
             return false;
         }
         warn_if_raced(cpu, name);
-        register_wait(core::slice::from_ref(&rec));
+        register_wait(me, core::slice::from_ref(&rec));
         // SAFETY: `rec` is a fresh locked record; it lives on this frame and
         // this function waits for its release below on every path.
         unsafe { enqueue(cpu, &rec) };
@@ -245,7 +267,7 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
     if !queued {
         return Err(CallError::Offline(cpu));
     }
-    wait_for_all(core::slice::from_ref(&rec));
+    wait_for_all(me, core::slice::from_ref(&rec));
     Ok(())
 }
 
@@ -369,13 +391,14 @@ fn targets(mask: &CpuSet) -> CpuSet {
 /// target whose queue was empty.
 pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self: bool, f: &F) -> CpuSet {
     warn_if_irqs_off("call_many");
+    let me = me();
     let mut ran = CpuSet::EMPTY;
     let mut records: Vec<CallRecord<'_>> = Vec::new();
     interrupts::without_interrupts(|| {
         let t = targets(mask);
         // Allocated in full before any is queued: queued records must not move.
-        records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me(), cpu)).collect();
-        register_wait(&records);
+        records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me, cpu)).collect();
+        register_wait(me, &records);
         for rec in &records {
             // SAFETY: fresh locked records in a vector that is neither moved
             // nor dropped before the waits below.
@@ -383,11 +406,11 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
             ran.insert(rec.target());
         }
     });
-    if include_self && mask.contains(me()) {
+    if include_self && mask.contains(me) {
         run_locally(f);
-        ran.insert(me());
+        ran.insert(me);
     }
-    wait_for_all(&records);
+    wait_for_all(me, &records);
     ran
 }
 

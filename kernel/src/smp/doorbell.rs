@@ -21,6 +21,7 @@
 
 use core::sync::atomic::Ordering;
 
+use crossbeam_utils::CachePadded;
 use smp_core::poll::PollFlag;
 use smp_core::{CpuId, MAX_CPUS};
 
@@ -30,8 +31,9 @@ use crate::arch::x86_64::vectors::IpiKind;
 use crate::hooks;
 use crate::percpu;
 
-/// Per CPU: "polling my queue in idle, no doorbell needed".
-static POLL_FLAGS: [PollFlag; MAX_CPUS] = [const { PollFlag::new() }; MAX_CPUS];
+/// Per CPU: "polling my queue in idle, no doorbell needed". Each on its own
+/// cache line: every sender to a CPU reads its flag.
+static POLL_FLAGS: [CachePadded<PollFlag>; MAX_CPUS] = [const { CachePadded::new(PollFlag::new()) }; MAX_CPUS];
 
 /// Sends `cpu` the CALL_FUNCTION IPI, unconditionally. Senders go through
 /// [`after_push`]; the watchdog rings again this way.

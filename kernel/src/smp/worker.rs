@@ -5,6 +5,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+use crossbeam_utils::CachePadded;
 use smp_core::{CpuId, MAX_CPUS};
 
 const FREE: u8 = 0;
@@ -17,8 +18,10 @@ struct Slot {
     arg: AtomicUsize,
 }
 
-static SLOTS: [Slot; MAX_CPUS] =
-    [const { Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) } }; MAX_CPUS];
+/// Padded: a polling CPU reads its own slot on every spin.
+static SLOTS: [CachePadded<Slot>; MAX_CPUS] = [const {
+    CachePadded::new(Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) })
+}; MAX_CPUS];
 
 /// Why a job was not started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use smp_core::callq::{AsyncFn, CallRecord};
 pub const TESTS: &[Test] = &[
     ktest!(halt_is_the_default_and_raises_no_flag).min_cpus(2),
     ktest!(polling_skip_strands_no_call).params("idle=poll").min_cpus(2),
+    ktest!(a_poller_runs_calls_as_a_doorbell_would).params("idle=poll").min_cpus(2),
 ];
 
 const HOOK: &str = "idle.stop-polling";
@@ -124,5 +125,35 @@ fn skip_then_job(t: CpuId, me: CpuId) -> Outcome {
         (sent, polled)
     );
     kassert!(JOB_RUNNING.load(Ordering::SeqCst), "the job ended early: the test proved nothing");
+    Ok(())
+}
+
+/// A polling CPU runs the calls it finds in its idle loop, without their
+/// doorbell. They must still run as a doorbell's handler runs them, with
+/// interrupts off, and the CPU must go on polling: a second call skips its
+/// doorbell too.
+fn a_poller_runs_calls_as_a_doorbell_would() -> Outcome {
+    kassert_eq!(idle::mode(), IdleMode::Poll);
+    let t = other_cpu()?;
+    let me = percpu::current_cpu();
+    kassert!(time::wait_until(5_000_000, || doorbell::is_polling(t)), "{t} never started polling");
+    for round in 0..2 {
+        let (sent, polled) = doorbells(calls::counters(me));
+        let irqs_on = AtomicBool::new(true);
+        let ran_on = AtomicU64::new(u64::MAX);
+        calls::call_single(t, "found-by-polling", &|| {
+            irqs_on.store(x86_64::instructions::interrupts::are_enabled(), Ordering::SeqCst);
+            ran_on.store(percpu::current_cpu().index() as u64, Ordering::SeqCst);
+        })
+        .map_err(|e| Failure(alloc::format!("{e:?}")))?;
+        kassert_eq!(ran_on.load(Ordering::SeqCst), t.index() as u64);
+        kassert!(!irqs_on.load(Ordering::SeqCst), "call {round} ran on the poller {t} with interrupts on");
+        let now = doorbells(calls::counters(me));
+        kassert!(
+            now == (sent, polled + 1),
+            "call {round}: the doorbell to the poller {t} was not skipped: (sent, polled) {now:?}, before {:?}",
+            (sent, polled)
+        );
+    }
     Ok(())
 }
