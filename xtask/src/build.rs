@@ -29,6 +29,24 @@ impl Kernel {
     }
 }
 
+/// Which cargo profile to build a kernel with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `dev`: what tests and interactive boots use (opt-level 1, debug assertions).
+    Dev,
+    /// `release`: optimised, no debug assertions; what a benchmark measures.
+    Release,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Release => "release",
+        }
+    }
+}
+
 /// `cargo` as the one running us (same toolchain), in the workspace root.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -39,11 +57,12 @@ pub fn cargo() -> Command {
 /// Builds `kernel` and returns its ELF. Cargo's progress and diagnostics go
 /// to the terminal; the ELF's path comes from cargo's JSON messages, so a
 /// custom target directory or profile layout cannot fool us.
-pub fn build_kernel(kernel: Kernel) -> Result<PathBuf> {
+pub fn build_kernel(kernel: Kernel, profile: Profile) -> Result<PathBuf> {
     let package = kernel.package();
-    eprintln!("xtask: building {package} for {KERNEL_TARGET}");
+    eprintln!("xtask: building {package} for {KERNEL_TARGET} ({} profile)", profile.name());
     let mut child = cargo()
         .args(["build", "--package", package, "--bin", package, "--target", KERNEL_TARGET])
+        .args(["--profile", profile.name()])
         .args(["--message-format", "json-render-diagnostics"])
         .stdout(Stdio::piped())
         .spawn()
@@ -73,10 +92,10 @@ pub fn artifact_executable(line: &str, bin: &str) -> Option<PathBuf> {
 }
 
 /// `prebuilt` if given (it must exist), else a fresh build of `kernel`.
-pub fn kernel_elf(prebuilt: Option<&Path>, kernel: Kernel) -> Result<PathBuf> {
+pub fn kernel_elf(prebuilt: Option<&Path>, kernel: Kernel, profile: Profile) -> Result<PathBuf> {
     match prebuilt {
         Some(path) if path.is_file() => Ok(path.to_owned()),
         Some(path) => bail!("kernel ELF {} does not exist", path.display()),
-        None => build_kernel(kernel),
+        None => build_kernel(kernel, profile),
     }
 }

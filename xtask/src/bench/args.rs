@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::build::Profile;
 use crate::cli::{FirmwareArg, parse_param};
 
 /// The CPU counts to sweep: ascending, each once, each at least 2.
@@ -41,7 +42,11 @@ pub struct BenchArgs {
     /// the output says which idle mode each figure was measured with).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_bench_param)]
     pub params: Vec<(String, String)>,
-    /// Use this test kernel ELF instead of building guest-tests.
+    /// Cargo profile of the test kernel it builds: a benchmark measures optimised code, as Linux's
+    /// reference numbers do; `dev` measures what the tests run.
+    #[arg(long, value_enum, default_value_t = Profile::Release)]
+    pub profile: Profile,
+    /// Use this test kernel ELF instead of building guest-tests (--profile is then ignored).
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
     /// Kill a boot that has not finished after this many seconds.

@@ -47,7 +47,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
     }
     let qemu_version = host::qemu_version_line(&host.qemu);
-    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
+    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests, args.profile)?;
     let out_dir =
         args.out.clone().unwrap_or_else(|| workspace::target_dir().join("bench").join(workspace::timestamp(now)));
     let run_dir = out_dir.join("boots");

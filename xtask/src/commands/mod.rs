@@ -52,5 +52,5 @@ pub(crate) fn qemu_config(firmware: Firmware, vm: &VmArgs, extra: &[String]) -> 
 /// or the test kernel.
 pub(crate) fn kernel_elf(args: &KernelArgs) -> Result<PathBuf> {
     let kernel = if args.test_kernel { Kernel::Tests } else { Kernel::Demo };
-    build::kernel_elf(args.kernel.as_deref(), kernel)
+    build::kernel_elf(args.kernel.as_deref(), kernel, build::Profile::Dev)
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::backtrace::{is_test_kernel_log, symbolize_log};
-use crate::build::{self, Kernel};
+use crate::build::{self, Kernel, Profile};
 use crate::cli::SymbolizeArgs;
 use crate::symbols::Symbolizer;
 use crate::workspace;
@@ -23,7 +23,7 @@ pub fn run(args: &SymbolizeArgs) -> Result<ExitCode> {
     }
     let kernel =
         if args.test_kernel || (!args.demo_kernel && is_test_kernel_log(&log)) { Kernel::Tests } else { Kernel::Demo };
-    let elf = build::kernel_elf(args.kernel.as_deref(), kernel)?;
+    let elf = build::kernel_elf(args.kernel.as_deref(), kernel, Profile::Dev)?;
     eprintln!("xtask: symbols from {}", workspace::display(&elf));
     let symbols = Symbolizer::load(&elf)?;
     // Only the log on stdout, so it can be redirected.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::boot::Booter;
-use crate::build::{self, Kernel};
+use crate::build::{self, Kernel, Profile};
 use crate::cli::TestArgs;
 use crate::guest::{self, GuestOptions};
 use crate::report::{self, Tally};
@@ -30,7 +30,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
             Some((a, b)) => eprintln!("xtask: {} {a}.{b}", prereq::QEMU),
             None => eprintln!("xtask: {} (version unknown)", prereq::QEMU),
         }
-        let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
+        let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests, Profile::Dev)?;
         let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
         let opts = GuestOptions {
             runs,

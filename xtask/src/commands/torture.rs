@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::backtrace;
 use crate::boot::{Booter, EMULATOR_OUTPUT};
-use crate::build::{self, Kernel};
+use crate::build::{self, Kernel, Profile};
 use crate::cli::{TortureArgs, boot_params};
 use crate::judge::{Judge, Outcome};
 use crate::process::{Output, RunOptions, Stream};
@@ -24,7 +24,7 @@ pub fn run(args: &TortureArgs) -> Result<ExitCode> {
     if let Some(why) = cfg.unmet_requirement(&host) {
         bail!("cannot boot this configuration: {why}");
     }
-    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests)?;
+    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests, Profile::Dev)?;
     let booter = Booter::new(host, elf, workspace::new_run_dir()?)?;
     let name = format!("torture-{}", firmware.name());
     let label = cfg.label();
