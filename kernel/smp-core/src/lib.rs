@@ -8,6 +8,7 @@ pub mod callq;
 pub mod cpu;
 pub mod madt;
 pub mod poll;
+pub mod sleep;
 mod sync;
 
 pub use cpu::{ApicId, AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};

@@ -9,13 +9,14 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
 use loom::thread;
 use std::sync::atomic::Ordering::*;
 
 use smp_core::CpuId;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
 use smp_core::poll::PollFlag;
+use smp_core::sleep::{Sleeper, WakeSeq};
 
 fn cpu(i: usize) -> CpuId {
     CpuId::new(i).unwrap()
@@ -316,5 +317,37 @@ fn polling_skip_across_two_idle_periods() {
         target.target.handle_until(|| done.load(Acquire));
         sender.join().unwrap();
         assert_eq!(ran.load(Relaxed), 1);
+    });
+}
+
+/// A stop-machine waiter that halts (`smp_core::sleep`): it has seen state
+/// 0 and halts until the state changes; the waker changes it and wakes the
+/// waiter if its flag is up. The halt compares the wake sequence once and
+/// then waits for a wake-up, which is sticky: the arch stub makes an NMI
+/// taken anywhere between the last look and the `hlt` end the halt. No
+/// waiter may halt for good (loom reports the endless wait).
+#[test]
+fn halting_waiter_misses_no_wake_up() {
+    model(|| {
+        let state = leak(AtomicU32::new(0));
+        let seq = leak(WakeSeq::new());
+        let sleeper = leak(Sleeper::new());
+        let nmi = leak(AtomicBool::new(false));
+        let waker = thread::spawn(move || {
+            state.store(1, Relaxed);
+            seq.bump();
+            if sleeper.must_wake() {
+                nmi.store(true, Release);
+            }
+        });
+        let value = sleeper.prepare(seq);
+        if state.load(Relaxed) == 0 && seq.word().load(Relaxed) == value {
+            // Halted: only a wake-up ends it.
+            while !nmi.load(Acquire) {
+                thread::yield_now();
+            }
+        }
+        sleeper.finish();
+        waker.join().unwrap();
     });
 }

@@ -5,15 +5,27 @@
 //! IPI first, so it can take others, like Linux's stopper thread); from
 //! DISABLE_IRQ every CPU has them off; in RUN the function runs on the chosen
 //! CPU(s); at EXIT each restores its interrupt state. One at a time.
+//!
+//! **Waiting by halting.** A CPU that has acked and sees no change for
+//! `stop_machine.spin_us` (default 50) halts until the next change, with
+//! interrupts as they are (off from DISABLE_IRQ on): whoever changes the
+//! state wakes it with an NMI ([`wake_sleepers`]; the handshake is
+//! `smp_core::sleep`, the lost-NMI fixup `arch/x86_64/nmi_halt.rs`). Under
+//! an emulator with more vCPUs than host cores, CPUs that spin keep the host
+//! cores from the CPUs that have yet to ack, and every state waits for host
+//! time slices (README, Performance). The controller never halts: it
+//! watches the deadline.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
+use smp_core::sleep::{Sleeper, WakeSeq};
 use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
-use spin::Mutex;
+use spin::{Mutex, Once};
 use x86_64::instructions::interrupts;
 
-use crate::arch::x86_64::apic;
 use crate::arch::x86_64::vectors::IpiKind;
+use crate::arch::x86_64::{apic, nmi_halt};
 use crate::hooks;
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
@@ -112,6 +124,80 @@ fn timeout_us() -> u64 {
     crate::params::get_u64("stop_machine.timeout_ms", 10_000) * 1000
 }
 
+/// How long a waiter spins on an unchanged state before it halts
+/// (`stop_machine.spin_us`; 0 halts at once).
+fn spin_us() -> u64 {
+    static SPIN_US: Once<u64> = Once::new();
+    *SPIN_US.call_once(|| crate::params::get_u64("stop_machine.spin_us", 50))
+}
+
+/// Per CPU: "halted (or about to be) until the state changes".
+static SLEEPERS: [CachePadded<Sleeper>; MAX_CPUS] = [const { CachePadded::new(Sleeper::new()) }; MAX_CPUS];
+/// Bumped on every change waiters wait for: a new state, or an abort.
+static WAKES: WakeSeq = WakeSeq::new();
+/// Per CPU: wake-up NMIs sent to it, and those its NMI handler claimed.
+static WAKE_NMIS_SENT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static WAKE_NMIS_CLAIMED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Halts of waiters (reports and tests).
+static HALTS: AtomicU64 = AtomicU64::new(0);
+
+/// Waiters that halted rather than spun, since boot.
+pub fn halts() -> u64 {
+    HALTS.load(Ordering::Relaxed)
+}
+
+/// Wake-up NMIs `cpu` has taken, since boot.
+pub fn wake_nmis_taken(cpu: CpuId) -> u32 {
+    WAKE_NMIS_CLAIMED[cpu.index()].load(Ordering::Relaxed)
+}
+
+/// After a change the waiters wait for: wakes every participant that may be
+/// halted.
+fn wake_sleepers() {
+    WAKES.bump();
+    for cpu in CONTROL.participants.snapshot().iter() {
+        if !SLEEPERS[cpu.index()].must_wake() {
+            continue;
+        }
+        if let Some(id) = super::topology::apic_id(cpu) {
+            WAKE_NMIS_SENT[cpu.index()].fetch_add(1, Ordering::SeqCst);
+            apic::send_nmi(id);
+        }
+    }
+}
+
+/// Called by the NMI dispatcher: claims the NMI if a wake-up was sent here
+/// and not yet claimed (two sent close together may arrive as one; the
+/// count then lets a later NMI pass as the second, which is harmless).
+pub fn claim_wake_nmi() -> bool {
+    let me = percpu::current_cpu().index();
+    let claimed = WAKE_NMIS_CLAIMED[me].load(Ordering::Relaxed);
+    if claimed == WAKE_NMIS_SENT[me].load(Ordering::SeqCst) {
+        return false;
+    }
+    WAKE_NMIS_CLAIMED[me].store(claimed.wrapping_add(1), Ordering::Relaxed);
+    true
+}
+
+/// A participant that has acked `seen` and waited long enough: halts until
+/// the state changes, the run is aborted, or a new one begins.
+fn halt_until_changed(me: CpuId, generation: u64, seen: State) {
+    let c = &CONTROL;
+    let sleeper = &SLEEPERS[me.index()];
+    let seq = sleeper.prepare(&WAKES);
+    let unchanged = c.generation.load(Ordering::SeqCst) == generation
+        && !c.aborted.load(Ordering::SeqCst)
+        && State::from_u32(c.state.load(Ordering::SeqCst)) == seen;
+    if unchanged {
+        // Test hook: hold this CPU after its last look, before the halt: a
+        // wake-up NMI taken here must still end the halt.
+        let _ = hooks::point("stop_machine.before-halt", me);
+        HALTS.fetch_add(1, Ordering::Relaxed);
+        nmi_halt::halt_while_eq(WAKES.word(), seq);
+    }
+    sleeper.finish();
+}
+
 /// Runs `f` on every CPU of `run_on` (each gets its own id) while every
 /// other online CPU spins with interrupts off. Waits are bounded: a CPU
 /// that does not ack is named in the error and nothing runs.
@@ -180,6 +266,7 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
     percpu::current().set_activity(Activity::StopMachine);
     let mut seen = State::Idle;
     let mut deadline = Deadline::after_us(timeout_us());
+    let mut spin_until = Deadline::after_us(spin_us());
     let mut result = Ok(());
     loop {
         if c.generation.load(Ordering::SeqCst) != generation {
@@ -193,6 +280,7 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
         if state != seen && state != State::Idle {
             seen = state;
             deadline = Deadline::after_us(timeout_us());
+            spin_until = Deadline::after_us(spin_us());
             match state {
                 State::Prepare => interrupts::enable(),
                 State::DisableIrq => {
@@ -237,10 +325,15 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
                 continue;
             }
             c.aborted.store(true, Ordering::SeqCst);
+            wake_sleepers();
             result = Err(StopError::NotAcked { state: stuck, cpus });
             break;
         }
-        core::hint::spin_loop();
+        if !is_controller && seen != State::Idle && spin_until.expired() {
+            halt_until_changed(me, generation, seen);
+        } else {
+            core::hint::spin_loop();
+        }
     }
     percpu::current().set_activity(prev_activity);
     if irq_were_on {
@@ -261,5 +354,6 @@ fn ack(state: State) {
             c.acked.remove(cpu);
         }
         c.state.store(state.next() as u32, Ordering::SeqCst);
+        wake_sleepers();
     }
 }

@@ -19,6 +19,7 @@ mod examples;
 mod hotplug;
 mod idle;
 mod stop;
+mod stop_machine;
 mod stress;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
@@ -41,6 +42,7 @@ fn run() -> ! {
         idle::TESTS,
         stress::TESTS,
         stop::TESTS,
+        stop_machine::TESTS,
         examples::TESTS,
     ])
 }

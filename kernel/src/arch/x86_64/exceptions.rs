@@ -144,8 +144,8 @@ extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     log::info!("breakpoint (#BP) at RIP {:#x}, resuming", frame.instruction_pointer.as_u64());
 }
 
-extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
-    crate::arch::x86_64::nmi::dispatch(&frame);
+extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
+    crate::arch::x86_64::nmi::dispatch(&mut frame);
 }
 
 extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {

@@ -8,6 +8,7 @@ pub mod i8042;
 pub mod idt;
 pub mod interrupts;
 pub mod nmi;
+pub mod nmi_halt;
 pub mod pit;
 pub mod ports;
 pub mod trampoline;

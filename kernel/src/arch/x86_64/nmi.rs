@@ -8,9 +8,14 @@ use x86_64::structures::idt::InterruptStackFrame;
 
 static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
 
-pub fn dispatch(frame: &InterruptStackFrame) {
+pub fn dispatch(frame: &mut InterruptStackFrame) {
+    super::nmi_halt::skip_halt_if_interrupted_in_stub(frame);
     // A stop NMI is told apart by the stop in progress naming this CPU.
     if crate::smp::stop::on_nmi(frame) {
+        return;
+    }
+    // A wake-up of a stop-machine waiter, by the count of those sent here.
+    if crate::smp::stop_machine::claim_wake_nmi() {
         return;
     }
     UNCLAIMED.fetch_add(1, Ordering::Relaxed);
