@@ -7,7 +7,7 @@
 //! CPU(s); at EXIT each restores its interrupt state. One at a time.
 //!
 //! **Waiting by halting.** A CPU that has acked and sees no change for
-//! `stop_machine.spin_us` (default 50) halts until the next change, with
+//! `stop_machine.spin_us` (default 10) halts until the next change, with
 //! interrupts as they are (off from DISABLE_IRQ on): whoever changes the
 //! state wakes it with an NMI ([`wake_sleepers`]; the handshake is
 //! `smp_core::sleep`, the lost-NMI fixup `arch/x86_64/nmi_halt.rs`). Under
@@ -128,7 +128,7 @@ fn timeout_us() -> u64 {
 /// (`stop_machine.spin_us`; 0 halts at once).
 fn spin_us() -> u64 {
     static SPIN_US: Once<u64> = Once::new();
-    *SPIN_US.call_once(|| crate::params::get_u64("stop_machine.spin_us", 50))
+    *SPIN_US.call_once(|| crate::params::get_u64("stop_machine.spin_us", 10))
 }
 
 /// Per CPU: "halted (or about to be) until the state changes".
