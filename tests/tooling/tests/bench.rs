@@ -10,6 +10,7 @@ use xtask::bench::goals::{self, Status};
 use xtask::bench::parse::{BenchLine, BootParser, parse_line};
 use xtask::bench::results::{self, BootResult, Combined, CpuResult, Figure, HostInfo, Report, Unit};
 use xtask::bench::{host, plot, table};
+use xtask::build::Profile;
 use xtask::cli::{Cli, Command, FirmwareArg};
 use xtask::judge::Exit;
 
@@ -467,6 +468,9 @@ fn bench_arguments() {
     assert_eq!(b.smp.0, [2, 4]);
     assert_eq!((b.firmware, b.runs, b.threshold), (FirmwareArg::Bios, 1, 25.0));
     assert!(b.out.is_none() && b.baseline.is_none() && b.save_baseline.is_none() && !b.fail_on_regression);
+    assert_eq!(b.profile, Profile::Release, "a benchmark measures the optimised kernel by default");
+    let Command::Bench(b) = parse(&["bench", "--profile", "dev"]).unwrap().command else { panic!() };
+    assert_eq!(b.profile, Profile::Dev);
     let Command::Bench(b) = parse(&[
         "bench",
         "--smp",
