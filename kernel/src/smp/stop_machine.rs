@@ -7,9 +7,8 @@
 //! CPU(s); at EXIT each restores its interrupt state. One at a time.
 //!
 //! **Waiting by halting.** A CPU that has acked and sees no change for
-//! `stop_machine.spin_us` (default 10) halts until the next change, with
-//! interrupts as they are (off from DISABLE_IRQ on): whoever changes the
-//! state wakes it with an NMI ([`wake_sleepers`]; the handshake is
+//! `stop_machine.spin_us` (default 10) halts, interrupts off, until the next
+//! change: whoever changes the state wakes it with an NMI ([`wake_sleepers`]; the handshake is
 //! `smp_core::sleep`, the lost-NMI fixup `arch/x86_64/nmi_halt.rs`). Under
 //! an emulator with more vCPUs than host cores, CPUs that spin keep the host
 //! cores from the CPUs that have yet to ack, and every state waits for host
@@ -199,7 +198,7 @@ fn halt_until_changed(me: CpuId, generation: u64, seen: State) {
 }
 
 /// Runs `f` on every CPU of `run_on` (each gets its own id) while every
-/// other online CPU spins with interrupts off. Waits are bounded: a CPU
+/// other online CPU waits with interrupts off. Waits are bounded: a CPU
 /// that does not ack is named in the error and nothing runs.
 pub fn stop_machine(run_on: &CpuSet, f: &(dyn Fn(CpuId) + Sync)) -> Result<(), StopError> {
     let _one = ONE_AT_A_TIME.lock();

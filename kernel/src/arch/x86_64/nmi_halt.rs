@@ -6,7 +6,7 @@
 //! With interrupts off only an NMI ends a `hlt`, and an NMI taken between
 //! the waiter's last look and its `hlt` would leave it asleep for good. So
 //! the last look and the `hlt` are one stub, [`halt_while_eq`], and an NMI
-//! that lands anywhere in it resumes *after* the `hlt`
+//! that lands between its look and its `hlt` resumes *after* the `hlt`
 //! ([`skip_halt_if_interrupted_in_stub`], called first by the NMI
 //! dispatcher). Waking early is harmless: the caller looks again.
 
@@ -18,15 +18,23 @@ core::arch::global_asm!(
     r#"
     .section .text.nmi_halt, "ax"
     .global nmi_halt_stub
+    .global nmi_halt_window
     .global nmi_halt_hlt
     .global nmi_halt_resume
-// rdi: the word to watch, esi: the value it had. Halts only while equal.
+// rdi: the word to watch, esi: the value it had. Halts only while equal,
+// with interrupts off: a maskable interrupt taken between the compare and
+// the hlt would return to the hlt, and an NMI inside its handler could not
+// tell.
 nmi_halt_stub:
+    pushfq
+nmi_halt_window:
+    cli
     cmp dword ptr [rdi], esi
     jne nmi_halt_resume
 nmi_halt_hlt:
     hlt
 nmi_halt_resume:
+    popfq
     ret
     .previous
 "#
@@ -35,31 +43,41 @@ nmi_halt_resume:
 unsafe extern "C" {
     fn nmi_halt_stub(word: *const AtomicU32, value: u32);
     // Labels of the stub; only their addresses are taken.
+    static nmi_halt_window: u8;
     static nmi_halt_hlt: u8;
     static nmi_halt_resume: u8;
 }
 
-/// Halts this CPU while `word` still holds `value`. Interrupts must be off
-/// (or the halt ends at the next interrupt, which is also harmless); any NMI
-/// ends it, so the caller must look again at what it waits for.
+/// Halts this CPU, interrupts off, while `word` still holds `value`; the
+/// caller's interrupt flag is restored on return. Any NMI ends the halt, so
+/// the caller must look again at what it waits for.
 pub fn halt_while_eq(word: &AtomicU32, value: u32) {
     // SAFETY: the stub reads one aligned `u32` through a valid reference
-    // (an atomic load on x86), halts, and returns; it touches no other
-    // memory and no register beyond the C ABI's scratch ones.
+    // (an atomic load on x86), halts, restores RFLAGS as it found them and
+    // returns; it touches no other memory and no register beyond the C
+    // ABI's scratch ones, and leaves the stack balanced.
     unsafe { nmi_halt_stub(word, value) }
 }
 
-/// The stub's addresses: its first instruction (the compare), its `hlt`,
-/// and the `ret` after it.
-pub fn stub_addresses() -> (u64, u64, u64) {
-    (nmi_halt_stub as *const () as u64, (&raw const nmi_halt_hlt) as u64, (&raw const nmi_halt_resume) as u64)
+/// The stub's addresses: its entry, the start of the window an NMI must
+/// not leave for the `hlt` (the flags are saved by then), the `hlt`, and the
+/// exit after it.
+pub fn stub_addresses() -> [u64; 4] {
+    [
+        nmi_halt_stub as *const () as u64,
+        (&raw const nmi_halt_window) as u64,
+        (&raw const nmi_halt_hlt) as u64,
+        (&raw const nmi_halt_resume) as u64,
+    ]
 }
 
-/// Where an NMI that interrupted `rip` must return to: the stub's `ret` if
-/// `rip` lies between its compare and its `hlt` (both included), else `None`.
+/// Where an NMI that interrupted `rip` must return to: the stub's exit if
+/// `rip` lies in its window up to and including the `hlt`, else `None`. An
+/// NMI before the window returns there: the compare that follows it sees
+/// whatever the NMI's sender changed first.
 pub fn resume_point(rip: u64) -> Option<u64> {
-    let (start, hlt, resume) = stub_addresses();
-    (start..=hlt).contains(&rip).then_some(resume)
+    let [_, window, hlt, resume] = stub_addresses();
+    (window..=hlt).contains(&rip).then_some(resume)
 }
 
 /// The NMI dispatcher's first step: an NMI that caught this CPU in the stub,
