@@ -76,6 +76,12 @@ pub fn delay_us(us: u64) {
     }
 }
 
+/// How many spins of a latency-sensitive wait pass between two looks at the
+/// clock. A TSC read costs more than a look at memory under TCG (README,
+/// Performance) and would slow the waiter's noticing; a timeout measured in
+/// milliseconds loses nothing by looking less often.
+pub const SPINS_PER_CLOCK_READ: u32 = 64;
+
 /// Spins until `done()` holds or `us` microseconds pass; true if it held.
 pub fn wait_until(us: u64, mut done: impl FnMut() -> bool) -> bool {
     let d = Deadline::after_us(us);

@@ -27,7 +27,7 @@ use x86_64::instructions::interrupts;
 use super::doorbell;
 use crate::hooks::{self, Action};
 use crate::percpu::{self, Activity};
-use crate::time::Deadline;
+use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 
 // Every per-CPU array on the call path is padded to whole cache lines: two
 // CPUs writing neighbouring entries would otherwise pass a line back and
@@ -188,12 +188,6 @@ pub fn settle_abandoned_wait() {
         }
     }
 }
-
-/// How many spins of a waiting sender pass between two looks at the clock.
-/// Reading the TSC costs more than the spin itself under TCG (README,
-/// Performance) and would slow the sender's noticing the release; a watchdog
-/// measured in seconds loses nothing by looking less often.
-const SPINS_PER_CLOCK_READ: u32 = 64;
 
 /// Waits for `rec` to be released, reporting (and ringing again) each time
 /// the watchdog limit passes.

@@ -12,6 +12,7 @@ pub mod stop_machine;
 pub mod topology;
 pub mod worker;
 
+use crossbeam_utils::CachePadded;
 use smp_core::{AtomicCpuSet, CpuId};
 
 use crate::arch::x86_64::{apic, interrupts};
@@ -20,8 +21,10 @@ use crate::arch::x86_64::{apic, interrupts};
 pub static POSSIBLE: AtomicCpuSet = AtomicCpuSet::new();
 /// CPUs physically there.
 pub static PRESENT: AtomicCpuSet = AtomicCpuSet::new();
-/// CPUs that may receive cross-calls.
-pub static ONLINE: AtomicCpuSet = AtomicCpuSet::new();
+/// CPUs that may receive cross-calls. Every sender reads it, so it keeps a
+/// cache line to itself: a neighbour written often would make each read a
+/// transfer.
+pub static ONLINE: CachePadded<AtomicCpuSet> = CachePadded::new(AtomicCpuSet::new());
 /// CPUs that may be given new work.
 pub static ACTIVE: AtomicCpuSet = AtomicCpuSet::new();
 
