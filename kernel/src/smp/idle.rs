@@ -1,5 +1,5 @@
 //! What an online CPU does with nothing to do: run its queued job (see
-//! `worker.rs`), else wait for work in one of two ways, chosen at boot by
+//! `worker.rs`), else wait for work in one of three ways, chosen at boot by
 //! the parameter `idle` (Linux's `idle=`):
 //!
 //! - `halt`, the default: `sti; hlt` until an interrupt. Under QEMU a halted
@@ -10,6 +10,10 @@
 //!   and the job slot. The CPU answers at once, and a sender may skip its
 //!   doorbell altogether (the polling skip, `doorbell.rs`). The price is a
 //!   host core kept busy by every idle vCPU.
+//! - `haltpoll`: poll for `idle.poll_us` (default 200) after the last work,
+//!   then halt; poll again after every wake-up (Linux's guest `haltpoll`).
+//!   Calls that follow each other closely find the CPU polling, and a CPU
+//!   left alone gives its host core back.
 //!
 //! Halt is the default because this kernel mostly runs under emulation on
 //! shared, often overcommitted hosts (the test suite boots many QEMUs side
@@ -22,6 +26,7 @@ use x86_64::instructions::interrupts;
 
 use super::{calls, doorbell, worker};
 use crate::percpu::{self, Activity};
+use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 use smp_core::CpuId;
 
 /// How an idle CPU waits for work.
@@ -31,6 +36,8 @@ pub enum IdleMode {
     Halt,
     /// Spin on the call queue and the job slot, interrupts on.
     Poll,
+    /// Poll for a while after the last work, then halt.
+    HaltPoll,
 }
 
 impl IdleMode {
@@ -39,21 +46,29 @@ impl IdleMode {
         match self {
             IdleMode::Halt => "halt",
             IdleMode::Poll => "poll",
+            IdleMode::HaltPoll => "haltpoll",
         }
     }
 }
 
-/// The boot parameter `idle` (`halt` or `poll`; default `halt`).
+/// The boot parameter `idle` (`halt`, `poll` or `haltpoll`; default `halt`).
 pub fn mode() -> IdleMode {
     static MODE: Once<IdleMode> = Once::new();
     *MODE.call_once(|| match crate::params::get("idle") {
         None | Some("halt") => IdleMode::Halt,
         Some("poll") => IdleMode::Poll,
+        Some("haltpoll") => IdleMode::HaltPoll,
         Some(other) => {
-            log::warn!("boot parameter idle={other} is neither `halt` nor `poll`; using halt");
+            log::warn!("boot parameter idle={other} is none of `halt`, `poll`, `haltpoll`; using halt");
             IdleMode::Halt
         }
     })
+}
+
+/// How long `haltpoll` polls after the last work (`idle.poll_us`).
+fn poll_window_us() -> u64 {
+    static WINDOW: Once<u64> = Once::new();
+    *WINDOW.call_once(|| crate::params::get_u64("idle.poll_us", 200))
 }
 
 /// The idle loop of every online AP, from its bring-up to its next offlining.
@@ -61,35 +76,49 @@ pub fn idle() -> ! {
     let me = percpu::current_cpu();
     worker::reset(me);
     let mode = mode();
+    // `haltpoll`: poll (again) before the next halt.
+    let mut poll_first = true;
     loop {
         percpu::current().set_activity(Activity::Idle);
         interrupts::disable();
         if !worker::is_free(me) {
             percpu::current().set_activity(Activity::Running);
             worker::run_pending(me);
+            poll_first = true;
         } else if mode == IdleMode::Poll {
-            poll_for_work(me);
+            poll_for_work(me, None);
+        } else if mode == IdleMode::HaltPoll && poll_first {
+            // A call found by the last look is work too: poll once more.
+            poll_first = poll_for_work(me, Some(poll_window_us())) > 0;
         } else {
             // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
             interrupts::enable_and_hlt();
+            poll_first = true;
         }
     }
 }
 
-/// Polls, interrupts on, until a job is waiting, running every call found
-/// on the queue as it comes (interrupts off, as a doorbell's handler would).
-/// The flag stays up while the calls run: the CPU keeps looking at its
-/// queue, which is all a sender that skipped the doorbell relies on, and
-/// flipping the flag per call would cost every sender a cache-line transfer.
-/// Entered and left with interrupts off; on the way out it stops polling,
-/// which runs any call queued meanwhile.
-fn poll_for_work(me: CpuId) {
+/// Polls, interrupts on, until a job is waiting (or, with a `window`, until
+/// that many µs pass without a call), running every call found on the queue
+/// as it comes (interrupts off, as a doorbell's handler would). The flag
+/// stays up while the calls run: the CPU keeps looking at its queue, which
+/// is all a sender that skipped the doorbell relies on, and flipping the
+/// flag per call would cost every sender a cache-line transfer. Entered and
+/// left with interrupts off; on the way out it stops polling, which runs any
+/// call queued meanwhile: returns how many that last look ran.
+fn poll_for_work(me: CpuId, window: Option<u64>) -> usize {
     let queue = calls::queue(me);
+    let mut quiet = window.map(Deadline::after_us);
+    let mut spins = 0u32;
     doorbell::start_polling();
     interrupts::enable();
     while worker::is_free(me) {
         if queue.is_empty() {
             core::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(SPINS_PER_CLOCK_READ) && quiet.as_ref().is_some_and(Deadline::expired) {
+                break;
+            }
             continue;
         }
         interrupts::disable();
@@ -98,8 +127,9 @@ fn poll_for_work(me: CpuId) {
         calls::run_queue(me);
         percpu::current().set_activity(Activity::Idle);
         interrupts::enable();
+        quiet = window.map(Deadline::after_us);
     }
     interrupts::disable();
     percpu::current().set_activity(Activity::Running);
-    doorbell::stop_polling();
+    doorbell::stop_polling()
 }

@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = &[
     ktest!(halt_is_the_default_and_raises_no_flag).min_cpus(2),
     ktest!(polling_skip_strands_no_call).params("idle=poll").min_cpus(2),
     ktest!(a_poller_runs_calls_as_a_doorbell_would).params("idle=poll").min_cpus(2),
+    ktest!(haltpoll_polls_after_work_then_halts).params("idle=haltpoll;idle.poll_us=20000").min_cpus(2),
 ];
 
 const HOOK: &str = "idle.stop-polling";
@@ -155,5 +156,40 @@ fn a_poller_runs_calls_as_a_doorbell_would() -> Outcome {
             (sent, polled)
         );
     }
+    Ok(())
+}
+
+fn call(t: CpuId, name: &'static str) -> Outcome {
+    calls::call_single(t, name, &|| {}).map_err(|e| Failure(alloc::format!("{name}: {e:?}")))
+}
+
+/// `haltpoll`: after work a CPU polls (a call then skips its doorbell);
+/// left alone for the window (20 ms here) it lowers its flag and halts (a
+/// call then rings); woken, it polls again.
+fn haltpoll_polls_after_work_then_halts() -> Outcome {
+    kassert_eq!(idle::mode(), IdleMode::HaltPoll);
+    let t = other_cpu()?;
+    let me = percpu::current_cpu();
+    call(t, "some-work")?;
+    kassert!(time::wait_until(2_000_000, || doorbell::is_polling(t)), "{t} did not poll after its work");
+    let (sent, polled) = doorbells(calls::counters(me));
+    call(t, "while-polling")?;
+    let now = doorbells(calls::counters(me));
+    kassert!(
+        now == (sent, polled + 1),
+        "a call to the polling {t} rang its doorbell: (sent, polled) {now:?}, before {:?}",
+        (sent, polled)
+    );
+
+    kassert!(time::wait_until(2_000_000, || !doorbell::is_polling(t)), "{t} still polls 2 s after its last work");
+    let (sent, polled) = doorbells(calls::counters(me));
+    call(t, "after-the-window")?;
+    let now = doorbells(calls::counters(me));
+    kassert!(
+        now == (sent + 1, polled),
+        "a call to the halted {t} did not ring: (sent, polled) {now:?}, before {:?}",
+        (sent, polled)
+    );
+    kassert!(time::wait_until(2_000_000, || doorbell::is_polling(t)), "{t} did not poll again after its doorbell");
     Ok(())
 }
