@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::LSR;
-use uart_16550::{BaudRate, Config, Uart16550Tty};
+use uart_16550::{BaudRate, Config, LoopbackError, Uart16550, Uart16550Tty};
 
 use crate::arch::x86_64::ports::COM1;
 use crate::percpu;
@@ -36,19 +36,50 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// Opens COM1. Without a working port (hardware with no serial) the log is
 /// silently dropped rather than stopping the boot.
 pub fn init() {
-    // 115200 rather than the crate's 9600: emulators that pace the line
-    // (Bochs) and real serial consoles would otherwise take 12x as long.
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
-    // SAFETY: COM1 at 0x3F8 is the standard PC serial port; only this module
-    // touches it, and init runs once on the boot CPU before other CPUs exist.
-    let tty = unsafe { Uart16550Tty::new_port(COM1, config) };
-    if let Ok(tty) = tty {
+    let (tty, input_during_test) = open_com1();
+    if let Some(tty) = tty {
         // SAFETY: single-threaded early boot, nobody else holds the port yet.
         unsafe { *SERIAL.0.get() = Some(tty) };
         READY.store(true, Ordering::Release);
     }
     log::set_logger(&LOGGER).ok();
     log::set_max_level(log::LevelFilter::Info);
+    if input_during_test {
+        log::warn!("COM1: input arrived during the UART's loop-back self-test; what was typed that early is lost");
+    }
+}
+
+/// COM1 initialised and self-tested, and whether input from the line got
+/// into the self-test. The crate's loop-back test reads back what it sent,
+/// and a byte typed (or piped) before boot arrives in the same receive
+/// FIFO: the test then fails on a port that works. That case keeps the
+/// port; only a port that cannot even send, or an address with nothing
+/// behind it, is given up.
+fn open_com1() -> (Option<Uart16550Tty<PioBackend>>, bool) {
+    // 115200 rather than the crate's 9600: emulators that pace the line
+    // (Bochs) and real serial consoles would otherwise take 12x as long.
+    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    // SAFETY: COM1 at 0x3F8 is the standard PC serial port; only this module
+    // touches it, and init runs once on the boot CPU before other CPUs exist.
+    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else { return (None, false) };
+    if uart.init(config).is_err() {
+        return (None, false);
+    }
+    match uart.test_loopback() {
+        Ok(()) => (Some(Uart16550Tty::from_inner(uart)), false),
+        Err(LoopbackError::UnexpectedLoopbackByte { .. } | LoopbackError::UnexpectedLoopbackMsg { .. }) => {
+            // What the test left behind (its own bytes among the input) is
+            // garbage to the console. Bounded: a line that keeps sending
+            // would refill the FIFO for ever.
+            for _ in 0..2 * uart_16550::spec::FIFO_SIZE {
+                if uart.try_receive_byte().is_err() {
+                    break;
+                }
+            }
+            (Some(Uart16550Tty::from_inner(uart)), true)
+        }
+        Err(LoopbackError::SendError(_)) => (None, false),
+    }
 }
 
 /// Sets the most verbose level printed.

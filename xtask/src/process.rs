@@ -8,13 +8,13 @@
 //! started through it with a parent-death signal, which covers xtask itself
 //! being killed.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,14 @@ pub struct RunOptions {
     /// Kill the child after this long.
     pub timeout: Option<Duration>,
     /// Give the child our stdin (interactive runs); otherwise /dev/null, so
-    /// that QEMU leaves the terminal's settings alone.
+    /// that QEMU leaves the terminal's settings alone. A stdin that is no
+    /// terminal (a file, a pipe) is fed through a pipe of ours that stays
+    /// open until the child ends, as a terminal would.
     pub inherit_stdin: bool,
+    /// With a fed stdin: hold it back until the child's stdout has shown a
+    /// line containing this (a console's prompt), so nothing is typed into
+    /// a guest that is still booting.
+    pub stdin_after: Option<&'static str>,
     /// The guest's serial line comes over a TCP connection the child makes
     /// to this listener (Bochs, whose file output is buffered until exit),
     /// and is reported as [`Stream::Stdout`]; the child's own stdout is then
@@ -53,6 +59,56 @@ pub struct RunOptions {
     pub serial: Option<TcpListener>,
     /// Environment variables set for the child.
     pub env: Vec<(&'static str, &'static str)>,
+}
+
+/// A one-way latch: shut until [`open`](Gate::open), waited on by a thread.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new(open: bool) -> Gate {
+        Gate(Arc::new((Mutex::new(open), Condvar::new())))
+    }
+
+    pub fn open(&self) {
+        if let Ok(mut open) = self.0.0.lock() {
+            *open = true;
+            self.0.1.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let Ok(mut open) = self.0.0.lock() else { return };
+        while !*open {
+            let Ok(next) = self.0.1.wait(open) else { return };
+            open = next;
+        }
+    }
+}
+
+fn feed_our_stdin(pipe: ChildStdin, gate: Gate) -> Arc<Mutex<Option<ChildStdin>>> {
+    feed_input(std::io::stdin(), pipe, gate)
+}
+
+/// Once `gate` opens, copies `input` into `pipe` on a thread of its own,
+/// then keeps the pipe open in the returned slot until the caller drops it:
+/// the child never sees an end of input. A thread still waiting (for the
+/// gate or for input) when the child ends is left to end with us.
+pub fn feed_input(
+    mut input: impl Read + Send + 'static,
+    mut pipe: ChildStdin,
+    gate: Gate,
+) -> Arc<Mutex<Option<ChildStdin>>> {
+    let slot = Arc::new(Mutex::new(None));
+    let keep = slot.clone();
+    thread::spawn(move || {
+        gate.wait();
+        let _ = std::io::copy(&mut input, &mut pipe);
+        if let Ok(mut slot) = keep.lock() {
+            *slot = Some(pipe);
+        }
+    });
+    slot
 }
 
 /// PIDs of the children now running, for the panic hook.
@@ -150,9 +206,14 @@ pub fn run(
         }
         None => Command::new(program),
     };
+    let feed_stdin = opts.inherit_stdin && !std::io::stdin().is_terminal();
     cmd.args(args)
         .envs(opts.env.iter().copied())
-        .stdin(if opts.inherit_stdin { Stdio::inherit() } else { Stdio::null() })
+        .stdin(match (opts.inherit_stdin, feed_stdin) {
+            (true, false) => Stdio::inherit(),
+            (true, true) => Stdio::piped(),
+            (false, _) => Stdio::null(),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
@@ -161,6 +222,9 @@ pub fn run(
         pids.push(child.id());
     }
     let mut running = Running { child, reaped: false };
+    let stdin_gate = Gate::new(opts.stdin_after.is_none());
+    // Dropped when this function returns, that is after the child ended.
+    let _held_stdin = running.child.stdin.take().map(|pipe| feed_our_stdin(pipe, stdin_gate.clone()));
 
     // Messages name their source: two sources may share a stream.
     let (tx, rx) = mpsc::channel::<(usize, Stream, Option<Vec<u8>>)>();
@@ -212,6 +276,9 @@ pub fn run(
                 sink(Output::Chunk(stream, &bytes));
                 let at = start.elapsed();
                 for line in lines[source].push(&bytes) {
+                    if stream == Stream::Stdout && opts.stdin_after.is_some_and(|t| line.contains(t)) {
+                        stdin_gate.open();
+                    }
                     sink(Output::Line(stream, at, &line));
                 }
             }

@@ -111,6 +111,11 @@ use std::fmt;
 /// The prefix that marks a protocol line.
 pub const PREFIX: &str = "@@KTEST ";
 
+/// What the demonstration kernel's console prints (on COM1) once it takes
+/// commands (`kernel/src/shell/mod.rs`): input piped to `cargo xtask qemu
+/// --keep-running` is held back until then.
+pub const CONSOLE_READY: &str = "console ready";
+
 /// QEMU's exit status when the guest wrote `0x10` (success) to isa-debug-exit.
 pub const EXIT_SUCCESS: i32 = 33;
 /// QEMU's exit status when the guest wrote `0x11` (failure) to isa-debug-exit.

@@ -71,6 +71,8 @@ pub fn execute(line: &str) -> Result<String, String> {
 /// interrupt routing.
 pub fn run() -> ! {
     let sources = if keyboard::present() { "COM1 and the PS/2 keyboard" } else { "COM1" };
+    // `cargo xtask qemu --keep-running` types piped input only after this
+    // (xtask's `protocol::CONSOLE_READY`).
     println_raw!("console ready on {sources}; {HELP}");
     let mut editor = LineEditor::new();
     loop {

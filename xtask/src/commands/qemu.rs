@@ -64,6 +64,7 @@ pub fn run(args: &QemuArgs) -> Result<ExitCode> {
         // With a time limit QEMU may get killed, and then it cannot restore
         // a terminal it changed; without one, the person may type to the guest.
         inherit_stdin: timeout.is_none(),
+        stdin_after: args.keep_running.then_some(crate::protocol::CONSOLE_READY),
         ..RunOptions::default()
     };
     super::interactive::boot(&booter, &cfg, &params, &name, &opts, &mut std::io::stdout(), args.gdb)
