@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::CpuId;
 use crate::smp::worker;
-use crate::time::{self, Deadline, SPINS_PER_CLOCK_READ};
+use crate::time;
 
 /// How long one ping-pong round may take before it is given up on (the
 /// partner was taken away, say), and how long the partner may take to stop.
@@ -74,17 +74,9 @@ pub fn pingpong(partner: CpuId, n: usize) -> Vec<u64> {
     let samples = sample(n, || {
         let v = PINGPONG.load(Ordering::Acquire) + 1;
         PINGPONG.store(v, Ordering::Release);
-        // The clock is read as seldom as the call path's waits read it, so
-        // that the floor does not pay for it where a call does not.
-        let d = Deadline::after_ms(ROUND_TIMEOUT_MS);
-        let mut spins = 0u32;
-        while PINGPONG.load(Ordering::Acquire) != v + 1 {
-            core::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(SPINS_PER_CLOCK_READ) && d.expired() {
-                break;
-            }
-        }
+        // `wait_until` reads the clock as seldom as a call's wait does, so
+        // the floor does not pay for it where a call does not.
+        time::wait_until(ROUND_TIMEOUT_MS * 1000, || PINGPONG.load(Ordering::Acquire) == v + 1);
     });
     PONG_STOP.store(true, Ordering::SeqCst);
     time::wait_until(PARTNER_STOP_US, || worker::is_free(partner));

@@ -82,14 +82,17 @@ pub fn delay_us(us: u64) {
 /// milliseconds loses nothing by looking less often.
 pub const SPINS_PER_CLOCK_READ: u32 = 64;
 
-/// Spins until `done()` holds or `us` microseconds pass; true if it held.
+/// Spins until `done()` holds or `us` microseconds pass (looking at the
+/// clock every [`SPINS_PER_CLOCK_READ`] spins); true if it held.
 pub fn wait_until(us: u64, mut done: impl FnMut() -> bool) -> bool {
     let d = Deadline::after_us(us);
+    let mut spins = 0u32;
     loop {
         if done() {
             return true;
         }
-        if d.expired() {
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(SPINS_PER_CLOCK_READ) && d.expired() {
             return done();
         }
         core::hint::spin_loop();

@@ -86,10 +86,6 @@ impl Gate {
     }
 }
 
-fn feed_our_stdin(pipe: ChildStdin, gate: Gate) -> Arc<Mutex<Option<ChildStdin>>> {
-    feed_input(std::io::stdin(), pipe, gate)
-}
-
 /// Once `gate` opens, copies `input` into `pipe` on a thread of its own,
 /// then keeps the pipe open in the returned slot until the caller drops it:
 /// the child never sees an end of input. A thread still waiting (for the
@@ -224,7 +220,7 @@ pub fn run(
     let mut running = Running { child, reaped: false };
     let stdin_gate = Gate::new(opts.stdin_after.is_none());
     // Dropped when this function returns, that is after the child ended.
-    let _held_stdin = running.child.stdin.take().map(|pipe| feed_our_stdin(pipe, stdin_gate.clone()));
+    let _held_stdin = running.child.stdin.take().map(|pipe| feed_input(std::io::stdin(), pipe, stdin_gate.clone()));
 
     // Messages name their source: two sources may share a stream.
     let (tx, rx) = mpsc::channel::<(usize, Stream, Option<Vec<u8>>)>();
