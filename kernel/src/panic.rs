@@ -34,10 +34,10 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let records = report.stopped.iter().filter(|c| crate::smp::stop::crash_record(*c).is_some()).count();
     if report.not_stopped.is_empty() {
         crate::println_raw!(
-            "@@KTEST PANIC\t{}\t{} at {file}:{line}; all other CPUs stopped ({} attempt(s)); crash records: {}",
+            "@@KTEST PANIC\t{}\t{} at {file}:{line}; all other CPUs stopped ({}); crash records: {}",
             cpu.index(),
             info.message(),
-            report.attempts,
+            crate::smp::stop::Attempts(report.attempts),
             if records == report.stopped.len() { "all" } else { "some missing" }
         );
     } else {

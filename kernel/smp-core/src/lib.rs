@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod callq;
 pub mod cpu;
+pub mod lockstep;
 pub mod madt;
 pub mod poll;
 pub mod sleep;

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::*;
 
 use smp_core::CpuId;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
+use smp_core::lockstep::{Ack, Lockstep, Phase};
 use smp_core::poll::PollFlag;
 use smp_core::sleep::{Sleeper, WakeSeq};
 
@@ -349,5 +350,39 @@ fn halting_waiter_misses_no_wake_up() {
         }
         sleeper.finish();
         waker.join().unwrap();
+    });
+}
+
+/// Stop-machine's timeout against the last ack (`smp_core::lockstep`): the
+/// controller gives up on DISABLE_IRQ while the last CPU's ack is on its way,
+/// and then reuses the word for the next run. Exactly one side wins, both
+/// agree on which, and the losing ack never counts toward the next run.
+#[test]
+fn abort_and_the_last_ack_have_one_winner() {
+    model(|| {
+        let l = leak(Lockstep::new());
+        l.begin(1, 2);
+        l.ack(1, Phase::Prepare, 2);
+        l.ack(1, Phase::Prepare, 2);
+        // The controller's own DISABLE_IRQ ack; one CPU is late.
+        assert_eq!(l.ack(1, Phase::DisableIrq, 2), Ack::Counted);
+        let late = thread::spawn(move || l.ack(1, Phase::DisableIrq, 2));
+        let aborted = l.abort(1, Phase::DisableIrq).is_ok();
+        if aborted {
+            l.begin(2, 2);
+        }
+        let acked = late.join().unwrap();
+        if aborted {
+            assert_eq!(acked, Ack::Stale, "an ack counted after the abort");
+            let now = l.load();
+            assert_eq!(
+                (now.generation, now.phase, now.pending),
+                (2, Phase::Prepare, 2),
+                "the late ack leaked into run 2"
+            );
+        } else {
+            assert_eq!(acked, Ack::Advanced(Phase::Run));
+            assert_eq!(l.load().phase, Phase::Run);
+        }
     });
 }

@@ -40,8 +40,10 @@ static STRAY_APS: AtomicU32 = AtomicU32::new(0);
 static TRAMPOLINE: Once<Trampoline> = Once::new();
 /// Each CPU's stack (every CPU has its own; the set is a permutation).
 static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
-/// The stacks of the batch being started, by trampoline ticket.
+/// The stacks of the batch being started, by trampoline ticket, and which
+/// CPU took each ticket.
 static TICKET_STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+static TICKET_TAKER: Mutex<[Option<CpuId>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
 /// Bring-up is one batch at a time (the trampoline's tickets are shared).
 static BATCH: Mutex<()> = Mutex::new(());
 
@@ -58,6 +60,13 @@ fn state(cpu: CpuId) -> State {
 
 fn set_state(cpu: CpuId, s: State) {
     STATE[cpu.index()].store(s as u8, Ordering::SeqCst);
+}
+
+/// The one decision between an AP that comes online and a controller that
+/// gives up on it: whoever moves `cpu` out of Starting first wins, and the
+/// other side sees it.
+fn leave_starting(cpu: CpuId, to: State) -> bool {
+    STATE[cpu.index()].compare_exchange(State::Starting as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst).is_ok()
 }
 
 /// Why a CPU did not come online.
@@ -155,6 +164,7 @@ fn launch_batch(
     watch: &mut Option<&mut dyn FnMut(CpuId)>,
 ) {
     tramp.reset_tickets();
+    *TICKET_TAKER.lock() = [None; MAX_CPUS];
     let mut go = Vec::new();
     for &cpu in batch {
         match stack_for(cpu) {
@@ -168,8 +178,10 @@ fn launch_batch(
     }
     // Tickets are handed out in arrival order, so in a parallel batch a CPU
     // may run on another's stack; `ap_main` takes the stack of its ticket as
-    // its own, so every CPU still owns exactly one stack.
+    // its own, and `settle_stacks` gives the CPUs that never came the
+    // stacks nobody took, so every CPU still owns exactly one stack.
     for &cpu in &go {
+        crate::arch::x86_64::idt::forget(cpu);
         set_state(cpu, State::Starting);
         let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
         if let Err(e) = startup::send_init(apic) {
@@ -179,6 +191,11 @@ fn launch_batch(
     time::delay_us(opts.delays.after_init_us);
     for step in [startup::StartStep::Startup1, startup::StartStep::Startup2] {
         for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
+            // Test hook: a CPU that never answers its SIPI (it stays in
+            // wait-for-SIPI after the INIT).
+            if hooks::point("bringup.no-sipi", cpu) == Action::Fail {
+                continue;
+            }
             let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
             if let Err(e) = startup::send_startup(apic, tramp.sipi_vector(), step) {
                 fail_start(cpu, e.step.name(), report);
@@ -189,11 +206,14 @@ fn launch_batch(
     launched.extend_from_slice(&go);
     let deadline = Deadline::after_ms(opts.timeout_ms);
     let mut seen = CpuSet::EMPTY;
+    let mut gave_up = false;
     loop {
         let mut pending = false;
         for &cpu in &go {
             match state(cpu) {
                 State::Starting => pending = true,
+                // Between winning `leave_starting` and entering `online`.
+                State::Online if !super::ONLINE.contains(cpu) => pending = true,
                 State::Online if !seen.contains(cpu) => {
                     seen.insert(cpu);
                     report.started.insert(cpu);
@@ -207,18 +227,25 @@ fn launch_batch(
         if !pending {
             break;
         }
-        if deadline.expired() {
-            for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
-                // Put it back into wait-for-SIPI so it cannot wake later, unnoticed.
+        if deadline.expired() && !gave_up {
+            gave_up = true;
+            for &cpu in &go {
+                // Test hook: a late AP may come online right here.
+                let _ = hooks::point("bringup.before-timeout", cpu);
+                if !leave_starting(cpu, State::Failed) {
+                    // It came online (or failed) just now: the loop sees which.
+                    continue;
+                }
+                // Put it back into wait-for-SIPI so it cannot wake later,
+                // unnoticed; if it runs already, it finds it lost and parks.
                 let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
                 let _ = startup::send_init(apic);
-                set_state(cpu, State::Failed);
                 report.errors.push(error(cpu, "answering the STARTUP IPI", "no sign of life before the timeout"));
             }
-            break;
         }
         core::hint::spin_loop();
     }
+    settle_stacks(&go);
     for &cpu in &go {
         if state(cpu) == State::Failed && !report.errors.iter().any(|e| e.cpu == cpu) {
             let failed = FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize;
@@ -228,8 +255,33 @@ fn launch_batch(
     }
 }
 
+/// After a batch: a CPU that never took a ticket does not own the stack it
+/// was given (a CPU that did arrive may run on it); it gets one that no CPU
+/// took instead. There are exactly as many of those as CPUs that never came.
+fn settle_stacks(go: &[CpuId]) {
+    let takers = *TICKET_TAKER.lock();
+    let tickets = TICKET_STACKS.lock();
+    let mut stacks = STACKS.lock();
+    let mut untaken = (0..go.len()).filter(|t| takers[*t].is_none());
+    for &cpu in go.iter().filter(|c| !takers[..go.len()].contains(&Some(**c))) {
+        stacks[cpu.index()] = untaken.next().and_then(|t| tickets[t]);
+    }
+}
+
+/// Whether no two CPUs own the same stack (tests check it after faults).
+pub fn stacks_have_one_owner() -> bool {
+    let stacks = STACKS.lock();
+    let owned: Vec<u64> = stacks.iter().flatten().map(|s| s.top.as_u64()).collect();
+    owned.iter().enumerate().all(|(i, top)| !owned[i + 1..].contains(top))
+}
+
+/// The stack `cpu` owns, as (lowest usable address, top).
+pub fn stack_of(cpu: CpuId) -> Option<(u64, u64)> {
+    STACKS.lock()[cpu.index()].map(|s| (s.bottom.as_u64(), s.top.as_u64()))
+}
+
 fn fail_start(cpu: CpuId, step: &'static str, report: &mut Report) {
-    set_state(cpu, State::Failed);
+    leave_starting(cpu, State::Failed);
     report.errors.push(error(cpu, step, "the local APIC reported a send error (ESR)"));
 }
 
@@ -262,8 +314,11 @@ pub fn stray_aps() -> u32 {
 pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
     if let Some(s) = TICKET_STACKS.lock()[ticket as usize] {
         debug_assert_eq!(s.top.as_u64(), ap::ticket_stack_top(ticket));
+        TICKET_TAKER.lock()[ticket as usize] = Some(cpu);
         STACKS.lock()[cpu.index()] = Some(s);
     }
+    // Test hook: hold a CPU in its first Rust code, before it has an IDT.
+    let _ = hooks::point("ap.entry", cpu);
     let steps: Vec<_> = super::hotplug::target_steps().collect();
     for (i, step) in steps.iter().enumerate() {
         if step.name == "cpu.online" {
@@ -283,11 +338,13 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
                 }
             }
             FAILED_STEP[cpu.index()].store(i as u8, Ordering::SeqCst);
-            set_state(cpu, State::Failed);
+            // Already Failed if the controller gave up on it first.
+            leave_starting(cpu, State::Failed);
             crate::power::halt_forever();
         }
     }
-    set_state(cpu, State::Online);
+    // Test hook: hold a CPU at the instant it is online, interrupts still off.
+    let _ = hooks::point("ap.online", cpu);
     x86_64::instructions::interrupts::enable();
     super::idle::idle()
 }
@@ -305,9 +362,14 @@ pub fn ipi_ready(cpu: CpuId) -> Result<(), &'static str> {
 
 /// The `cpu.online` step: sets `cpu` (the running CPU) online, checking
 /// first that it can take an IPI and has not enabled interrupts yet.
+/// A CPU whose controller already gave up on it (timed out) backs off
+/// instead: it is reported failed, and must not appear online.
 pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
     debug_assert_eq!(ipi_ready(cpu), Ok(()), "{cpu} about to go online but not ready for IPIs");
     debug_assert!(!x86_64::instructions::interrupts::are_enabled(), "{cpu} enabled interrupts before going online");
+    if !leave_starting(cpu, State::Online) {
+        return Err("too late: the boot CPU gave up waiting for it");
+    }
     super::ONLINE.insert(cpu);
     Ok(())
 }

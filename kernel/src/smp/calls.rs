@@ -168,6 +168,10 @@ fn wait_for_all(me: CpuId, records: &[CallRecord<'_>]) {
     unregister_wait(me);
 }
 
+/// How long a parking CPU waits, in all, for the calls its abandoned thread
+/// was waiting on (`hotplug` waits longer than this for the park).
+pub const SETTLE_LIMIT_US: u64 = 10_000_000;
+
 /// On a CPU that is parking: waits (bounded) until every call its
 /// abandoned thread was waiting for has been run and released by its
 /// (online) target.
@@ -182,8 +186,8 @@ pub fn settle_abandoned_wait() {
     // inside `wait_for_all`, so the slice (on its stack or heap) is intact
     // and nothing else frees it while this CPU still runs.
     let records = unsafe { core::slice::from_raw_parts(start, len) };
-    for rec in records {
-        if !crate::time::wait_until(10_000_000, || !rec.is_locked()) {
+    if !crate::time::wait_until(SETTLE_LIMIT_US, || records.iter().all(|r| !r.is_locked())) {
+        for rec in records.iter().filter(|r| r.is_locked()) {
             log::error!("{}: a call to {} ({}) was never run; parking anyway", me(), rec.target(), rec.name());
         }
     }

@@ -9,7 +9,7 @@
 //! while every other CPU has interrupts off. After EXIT it takes any late
 //! IPI (harmless now), quiesces its APIC and parks until INIT-SIPI.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Mutex;
@@ -125,6 +125,10 @@ pub enum HotplugError {
     BootCpu,
     /// A CPU cannot take itself down: it would park in the middle of the request.
     SelfDown(CpuId),
+    /// The CPU left `online` and ran its dying steps, but did not report
+    /// parked within `hotplug.park_timeout_ms`: it is [`CpuState::Dying`]
+    /// until it does, and cannot be brought up before.
+    NotParked(CpuId),
     /// `step` failed (rolled back): `why`.
     StepFailed {
         cpu: CpuId,
@@ -135,6 +139,12 @@ pub enum HotplugError {
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds off every hotplug operation while the guard lives (stop-machine
+/// takes it: see there).
+pub(super) fn exclude() -> spin::MutexGuard<'static, ()> {
+    SERIAL.lock()
+}
 static LAST_ERROR: Mutex<Option<HotplugError>> = Mutex::new(None);
 
 /// Hotplug counters.
@@ -161,6 +171,9 @@ pub fn last_error() -> Option<HotplugError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuState {
     Online,
+    /// Out of `online` after its dying steps, not parked yet: its stack
+    /// may still be in use (a waiting call it abandoned is settling).
+    Dying,
     Offline,
     NotPresent,
 }
@@ -170,9 +183,18 @@ pub fn state(cpu: CpuId) -> CpuState {
         CpuState::NotPresent
     } else if super::ONLINE.contains(cpu) {
         CpuState::Online
+    } else if DOWN_PENDING[cpu.index()].load(Ordering::SeqCst) {
+        CpuState::Dying
     } else {
         CpuState::Offline
     }
+}
+
+/// How long `cpu_down` waits for the CPU to park, and `cpu_up` for a CPU
+/// still dying: longer than a parking CPU's settle bound, so that a CPU
+/// that settles in time is never called stuck.
+fn park_timeout_ms() -> u64 {
+    crate::params::get_u64("hotplug.park_timeout_ms", calls::SETTLE_LIMIT_US / 1000 + 1000)
 }
 
 fn fail(e: HotplugError) -> HotplugError {
@@ -196,7 +218,9 @@ pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
     match state(cpu) {
         CpuState::NotPresent => return Err(fail(HotplugError::NotPresent(cpu))),
         CpuState::Online => return Err(fail(HotplugError::AlreadyOnline(cpu))),
-        CpuState::Offline => {}
+        // Its stack is not free until it parks.
+        CpuState::Dying if !wait_parked(cpu, park_timeout_ms()) => return Err(fail(HotplugError::NotParked(cpu))),
+        CpuState::Dying | CpuState::Offline => {}
     }
     let controller: alloc::vec::Vec<(usize, &Step)> =
         STEPS.iter().enumerate().filter(|(_, s)| s.runs == Runs::Controller).collect();
@@ -253,6 +277,12 @@ pub fn cpu_down(cpu: CpuId) -> Result<(), HotplugError> {
         }
     }
     STATS.downs.fetch_add(1, Ordering::Relaxed);
+    // Down is done only once the CPU has parked: until then its stack may
+    // still hold records other CPUs point into.
+    if !wait_parked(cpu, park_timeout_ms()) {
+        log::error!("hotplug: {cpu} left online but did not report parked within {} ms", park_timeout_ms());
+        return Err(fail(HotplugError::NotParked(cpu)));
+    }
     Ok(())
 }
 
@@ -284,13 +314,16 @@ fn kick(cpu: CpuId) -> Result<(), &'static str> {
 }
 
 /// Teardown of `cpu.kick`: the stop-machine in which `cpu` runs its dying
-/// steps, then a bounded wait for it to park.
+/// steps (`cpu_down` then waits for it to park). If the stop-machine is
+/// abandoned, nothing ran and the CPU is online as before.
 fn take_down(cpu: CpuId) -> Result<(), &'static str> {
     PARKED[cpu.index()].store(0, Ordering::SeqCst);
-    stop_machine::stop_one_cpu(cpu, &|| run_dying_steps(cpu)).map_err(|_| "a CPU did not ack stop-machine")?;
-    let parked = crate::time::wait_until(5_000_000, || PARKED[cpu.index()].load(Ordering::SeqCst) == 1);
-    if !parked {
-        log::error!("hotplug: {cpu} left online but did not report parked");
+    DOWN_PENDING[cpu.index()].store(true, Ordering::SeqCst);
+    let run_on = CpuSet::single(cpu);
+    let r = stop_machine::stop_machine_hotplug_excluded(&run_on, &|_| run_dying_steps(cpu));
+    if r.is_err() {
+        DOWN_PENDING[cpu.index()].store(false, Ordering::SeqCst);
+        return Err("a CPU did not ack stop-machine");
     }
     Ok(())
 }
@@ -311,6 +344,9 @@ fn run_dying_steps(cpu: CpuId) {
 /// Set while a CPU has run its dying steps and not parked yet.
 static DYING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static PARKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Set from the start of a down until the CPU parks (or the down failed
+/// with the CPU still online).
+static DOWN_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Called by the stop-machine IPI handler after the machine restarted:
 /// parks this CPU if it was the one taken down.
@@ -342,6 +378,7 @@ pub fn park_if_dying() {
         }
     }
     percpu::current().set_activity(Activity::Parked);
+    DOWN_PENDING[me.index()].store(false, Ordering::SeqCst);
     PARKED[me.index()].store(1, Ordering::SeqCst);
     crate::power::halt_forever()
 }

@@ -40,6 +40,10 @@ pub enum Method {
     Nmi,
     /// It stopped itself (a second stopper, or a second panicking CPU).
     Itself,
+    /// INIT, sent by the stopper: a CPU still starting, with no IDT yet
+    /// (an NMI would triple-fault it and reset the machine). Wait-for-SIPI
+    /// is stopped.
+    Init,
 }
 
 /// What a stopped CPU saved (crash stops only).
@@ -72,12 +76,27 @@ pub struct Report {
     pub attempts: u32,
 }
 
+/// A report's attempt count, as the panic line prints it. No attempt at all
+/// means every other CPU had stopped itself before the stopper looked (a
+/// second panicking CPU on a 2-CPU machine does).
+pub struct Attempts(pub u32);
+
+impl core::fmt::Display for Attempts {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => f.write_str("each had stopped itself: no attempt needed"),
+            n => write!(f, "{n} attempt(s)"),
+        }
+    }
+}
+
 /// How `cpu` stopped, and at which attempt.
 pub fn how_stopped(cpu: CpuId) -> Option<(Method, u32)> {
     let m = match METHOD[cpu.index()].load(Ordering::SeqCst) {
         1 => Method::Ipi,
         2 => Method::Nmi,
         3 => Method::Itself,
+        4 => Method::Init,
         _ => return None,
     };
     Some((m, STOPPED_AT[cpu.index()].load(Ordering::SeqCst)))
@@ -118,10 +137,26 @@ fn still_running(me: CpuId) -> CpuSet {
 }
 
 /// The sending method: the maskable STOP IPI first, NMIs from attempt 2.
+/// A CPU still starting that has no IDT yet (in the trampoline, or in its
+/// first Rust code) cannot take an NMI: INIT stops it instead, and the
+/// stopper marks it stopped, since it cannot mark itself.
 fn send(cpus: &CpuSet, attempt: u32) {
+    let starting = super::bringup::starting();
     for cpu in cpus.iter() {
         let Some(id) = super::topology::apic_id(cpu) else { continue };
-        if attempt == 1 { apic::send_ipi(IpiKind::Stop, id) } else { apic::send_nmi(id) }
+        if attempt == 1 {
+            apic::send_ipi(IpiKind::Stop, id);
+        } else if starting.contains(cpu) && !crate::arch::x86_64::idt::is_loaded_on(cpu) {
+            if apic::startup::send_init(id).is_ok() {
+                super::ONLINE.remove(cpu);
+                super::ACTIVE.remove(cpu);
+                METHOD[cpu.index()].store(Method::Init as u8 + 1, Ordering::SeqCst);
+                STOPPED_AT[cpu.index()].store(attempt, Ordering::SeqCst);
+                STOPPED.insert(cpu);
+            }
+        } else {
+            apic::send_nmi(id);
+        }
     }
 }
 

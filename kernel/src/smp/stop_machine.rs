@@ -4,7 +4,17 @@
 //! still on (a participant is an interrupt handler that acknowledged its own
 //! IPI first, so it can take others, like Linux's stopper thread); from
 //! DISABLE_IRQ every CPU has them off; in RUN the function runs on the chosen
-//! CPU(s); at EXIT each restores its interrupt state. One at a time.
+//! CPU(s); at EXIT each restores its interrupt state. One at a time, and
+//! never during a hotplug operation.
+//!
+//! **One truth on timeouts.** The run's generation, state and missing acks
+//! are one word (`smp_core::lockstep`, loom-checked). The controller that
+//! times out aborts only a run still before RUN, and only with the same
+//! compare-and-swap an ack would make: either the late ack advanced the
+//! state first (the run goes on), or the abort came first (the late ack
+//! counts for nothing and its CPU leaves). An ack names its generation, and
+//! each CPU acks each state of a run once, so an IPI left over from an
+//! aborted run cannot make a CPU ack twice.
 //!
 //! **Waiting by halting.** A CPU that has acked and sees no change for
 //! `stop_machine.spin_us` (default 10) halts, interrupts off, until the next
@@ -18,6 +28,8 @@
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
+pub use smp_core::lockstep::Phase as State;
+use smp_core::lockstep::{Ack, Lockstep, NoAbort};
 use smp_core::sleep::{Sleeper, WakeSeq};
 use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
 use spin::{Mutex, Once};
@@ -29,37 +41,6 @@ use crate::hooks;
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum State {
-    Idle = 0,
-    Prepare = 1,
-    DisableIrq = 2,
-    Run = 3,
-    Exit = 4,
-}
-
-impl State {
-    fn from_u32(v: u32) -> State {
-        match v {
-            1 => State::Prepare,
-            2 => State::DisableIrq,
-            3 => State::Run,
-            4 => State::Exit,
-            _ => State::Idle,
-        }
-    }
-
-    fn next(self) -> State {
-        match self {
-            State::Prepare => State::DisableIrq,
-            State::DisableIrq => State::Run,
-            State::Run => State::Exit,
-            _ => State::Idle,
-        }
-    }
-}
-
 /// Why a stop-machine did not run its function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopError {
@@ -69,30 +50,25 @@ pub enum StopError {
 
 type Work<'a> = &'a (dyn Fn(CpuId) + Sync);
 
-/// The one stop-machine in progress.
+/// The one stop-machine in progress. Its generation, state and missing acks
+/// are one word (`smp_core::lockstep`): an ack, an advance and an abort are
+/// each one compare-and-swap, so a late ack and the controller's timeout
+/// cannot both win.
 struct Control {
-    state: AtomicU32,
-    /// Bumped for every stop-machine, so a late IPI never joins the next one.
-    generation: AtomicU64,
-    /// CPUs yet to ack the current state.
-    pending: AtomicU32,
+    step: Lockstep,
     participants: AtomicCpuSet,
-    acked: AtomicCpuSet,
+    /// `participants.len()`, which every advance resets the count to.
+    count: AtomicU32,
     run_on: AtomicCpuSet,
     work: AtomicPtr<()>,
-    /// Set when the controller gave up waiting: everyone goes to EXIT.
-    aborted: AtomicBool,
 }
 
 static CONTROL: Control = Control {
-    state: AtomicU32::new(State::Idle as u32),
-    generation: AtomicU64::new(0),
-    pending: AtomicU32::new(0),
+    step: Lockstep::new(),
     participants: AtomicCpuSet::new(),
-    acked: AtomicCpuSet::new(),
+    count: AtomicU32::new(0),
     run_on: AtomicCpuSet::new(),
     work: AtomicPtr::new(core::ptr::null_mut()),
-    aborted: AtomicBool::new(false),
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -100,13 +76,43 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 static IRQS_OFF_IN_RUN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 static RUNS: AtomicU64 = AtomicU64::new(0);
 /// Per CPU: the generation whose DISABLE_IRQ state it has acked.
-static ACKED_DISABLE_IRQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static ACKED_DISABLE_IRQ: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Per CPU: the generation it takes part in. A STOP_MACHINE IPI taken while
+/// it already does (one left over from an aborted run, taken late, makes it
+/// join the next run; that run's own IPI then arrives in PREPARE, when
+/// interrupts are on) must not make it join twice.
+static JOINED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Per CPU: the last (generation, state) it acked, as [`ack_key`]: an ack
+/// counts once per CPU per state per generation.
+static LAST_ACK: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// STOP_MACHINE IPIs ignored because their CPU already took part in that
+/// generation, and second acks refused (a protocol error if ever non-zero).
+static STALE_IPIS: AtomicU64 = AtomicU64::new(0);
+static REFUSED_ACKS: AtomicU64 = AtomicU64::new(0);
+
+fn ack_key(generation: u32, state: State) -> u64 {
+    (u64::from(generation) << 8) | state as u64
+}
 
 /// Whether `cpu` has disabled its interrupts and acked DISABLE_IRQ in the
 /// stop-machine now running (tests use it to act at that moment).
 pub fn has_acked_disable_irq(cpu: CpuId) -> bool {
-    let g = CONTROL.generation.load(Ordering::SeqCst);
+    let g = CONTROL.step.load().generation;
     g != 0 && ACKED_DISABLE_IRQ[cpu.index()].load(Ordering::SeqCst) == g
+}
+
+/// The state of the stop-machine now running (or the last one's end).
+pub fn state() -> State {
+    CONTROL.step.load().phase
+}
+
+/// STOP_MACHINE IPIs ignored as stale, and second acks refused, since boot.
+pub fn stale_ipis() -> u64 {
+    STALE_IPIS.load(Ordering::SeqCst)
+}
+
+pub fn refused_acks() -> u64 {
+    REFUSED_ACKS.load(Ordering::SeqCst)
 }
 
 /// Whether `cpu` had interrupts off during the last RUN state.
@@ -180,13 +186,11 @@ pub fn claim_wake_nmi() -> bool {
 
 /// A participant that has acked `seen` and waited long enough: halts until
 /// the state changes, the run is aborted, or a new one begins.
-fn halt_until_changed(me: CpuId, generation: u64, seen: State) {
-    let c = &CONTROL;
+fn halt_until_changed(me: CpuId, generation: u32, seen: State) {
     let sleeper = &SLEEPERS[me.index()];
     let seq = sleeper.prepare(&WAKES);
-    let unchanged = c.generation.load(Ordering::SeqCst) == generation
-        && !c.aborted.load(Ordering::SeqCst)
-        && State::from_u32(c.state.load(Ordering::SeqCst)) == seen;
+    let now = CONTROL.step.load();
+    let unchanged = now.generation == generation && now.phase == seen;
     if unchanged {
         // Test hook: hold this CPU after its last look, before the halt: a
         // wake-up NMI taken here must still end the halt.
@@ -199,8 +203,17 @@ fn halt_until_changed(me: CpuId, generation: u64, seen: State) {
 
 /// Runs `f` on every CPU of `run_on` (each gets its own id) while every
 /// other online CPU waits with interrupts off. Waits are bounded: a CPU
-/// that does not ack is named in the error and nothing runs.
+/// that does not ack is named in the error and nothing runs. Excludes
+/// hotplug for its whole length: a CPU that came online during RUN would
+/// run with interrupts on, and one going down would leave a participant
+/// that never acks.
 pub fn stop_machine(run_on: &CpuSet, f: &(dyn Fn(CpuId) + Sync)) -> Result<(), StopError> {
+    let _no_hotplug = super::hotplug::exclude();
+    stop_machine_hotplug_excluded(run_on, f)
+}
+
+/// [`stop_machine`] for a caller that already excludes hotplug (hotplug itself).
+pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) + Sync)) -> Result<(), StopError> {
     let _one = ONE_AT_A_TIME.lock();
     let me = percpu::current_cpu();
     let participants = super::ONLINE.snapshot();
@@ -216,10 +229,15 @@ pub fn stop_machine(run_on: &CpuSet, f: &(dyn Fn(CpuId) + Sync)) -> Result<(), S
     // use, because this function does not return before all participants
     // left EXIT or the run was aborted before RUN.
     c.work.store(&f as *const Work<'_> as *mut (), Ordering::SeqCst);
-    c.aborted.store(false, Ordering::SeqCst);
-    c.pending.store(participants.len() as u32, Ordering::SeqCst);
-    let generation = c.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    c.state.store(State::Prepare as u32, Ordering::SeqCst);
+    let count = participants.len() as u32;
+    c.count.store(count, Ordering::SeqCst);
+    // Generation 0 means "none" in the per-CPU records.
+    let generation = match c.step.load().generation.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    };
+    JOINED[me.index()].store(generation, Ordering::SeqCst);
+    c.step.begin(generation, count as u16);
     for cpu in participants.iter().filter(|c| *c != me) {
         if let Some(id) = super::topology::apic_id(cpu) {
             apic::send_ipi(IpiKind::StopMachine, id);
@@ -228,12 +246,12 @@ pub fn stop_machine(run_on: &CpuSet, f: &(dyn Fn(CpuId) + Sync)) -> Result<(), S
     let result = participate_as(me, generation, true);
     // Everyone has left (or was never reached): clear for the next run.
     c.work.store(core::ptr::null_mut(), Ordering::SeqCst);
+    c.step.end(generation);
+    wake_sleepers();
     for cpu in participants.iter() {
         c.participants.remove(cpu);
-        c.acked.remove(cpu);
         c.run_on.remove(cpu);
     }
-    c.state.store(State::Idle as u32, Ordering::SeqCst);
     if result.is_ok() {
         RUNS.fetch_add(1, Ordering::Relaxed);
     }
@@ -248,17 +266,23 @@ pub fn stop_one_cpu(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result<(), StopError> 
 /// The STOP_MACHINE IPI handler (the caller has already sent EOI).
 pub fn on_stop_machine_ipi() {
     let me = percpu::current_cpu();
+    // Test hook: hold this CPU in the handler, so that its IPI is taken late.
+    let _ = hooks::point("stop_machine.ipi-entry", me);
     let c = &CONTROL;
-    if !c.participants.contains(me) || State::from_u32(c.state.load(Ordering::SeqCst)) == State::Idle {
+    let now = c.step.load();
+    if !c.participants.contains(me) || matches!(now.phase, State::Idle | State::Aborted) {
         return;
     }
-    let generation = c.generation.load(Ordering::SeqCst);
-    let _ = participate_as(me, generation, false);
+    if JOINED[me.index()].swap(now.generation, Ordering::SeqCst) == now.generation {
+        STALE_IPIS.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
+    let _ = participate_as(me, now.generation, false);
 }
 
 /// Walks the states. The controller (`is_controller`) also watches the
 /// deadline and aborts if some CPU never acks.
-fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(), StopError> {
+fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(), StopError> {
     let c = &CONTROL;
     let irq_were_on = interrupts::are_enabled();
     let prev_activity = percpu::current().activity();
@@ -268,20 +292,26 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
     let mut spin_until = Deadline::after_us(spin_us());
     let mut result = Ok(());
     loop {
-        if c.generation.load(Ordering::SeqCst) != generation {
+        let now = c.step.load();
+        if now.generation != generation {
             break;
         }
-        let state = State::from_u32(c.state.load(Ordering::SeqCst));
+        let state = now.phase;
         // Idle only ever follows the last EXIT ack (or the controller's reset).
-        if !is_controller && (c.aborted.load(Ordering::SeqCst) || state == State::Idle) {
+        if !is_controller && matches!(state, State::Aborted | State::Idle) {
             break;
         }
-        if state != seen && state != State::Idle {
+        if state != seen && !matches!(state, State::Idle | State::Aborted) {
             seen = state;
             deadline = Deadline::after_us(timeout_us());
             spin_until = Deadline::after_us(spin_us());
             match state {
-                State::Prepare => interrupts::enable(),
+                State::Prepare => {
+                    interrupts::enable();
+                    // Test hook: act on this CPU while it has interrupts on
+                    // inside the run (a stale IPI arrives here).
+                    let _ = hooks::point("stop_machine.prepare", me);
+                }
                 State::DisableIrq => {
                     // Test hook: hold this CPU here, interrupts still on,
                     // while others already have theirs off (seed 1).
@@ -298,35 +328,47 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
                         f(me);
                     }
                 }
-                State::Exit | State::Idle => {}
+                State::Exit | State::Idle | State::Aborted => {}
             }
             if state == State::DisableIrq {
                 ACKED_DISABLE_IRQ[me.index()].store(generation, Ordering::SeqCst);
             }
-            ack(state);
+            ack(me, generation, state);
             if state == State::Exit {
                 if is_controller {
                     // Everyone must have left before the control block is reused.
-                    crate::time::wait_until(timeout_us(), || {
-                        State::from_u32(c.state.load(Ordering::SeqCst)) != State::Exit
-                    });
+                    crate::time::wait_until(timeout_us(), || c.step.load().phase != State::Exit);
                 }
                 break;
             }
         }
         if is_controller && deadline.expired() && seen != State::Exit {
-            let cpus = c.participants.snapshot().difference(&c.acked.snapshot());
-            let stuck = State::from_u32(c.state.load(Ordering::SeqCst));
-            log::error!("stop-machine: {cpus:?} did not ack {stuck:?} within {} ms; abandoning", timeout_us() / 1000);
-            if stuck >= State::Run {
-                // Past the point of no return: keep waiting, and say so.
-                deadline = Deadline::after_us(timeout_us());
-                continue;
+            // Test hook: a late ack may land between the controller's look
+            // and its decision; the decision is one compare-and-swap.
+            let _ = hooks::point("stop_machine.before-abort", me);
+            match c.step.abort(generation, state) {
+                Ok(()) => {
+                    wake_sleepers();
+                    let cpus = not_acked(generation, state);
+                    log::error!(
+                        "stop-machine: {cpus:?} did not ack {state:?} within {} ms; abandoned",
+                        timeout_us() / 1000
+                    );
+                    result = Err(StopError::NotAcked { state, cpus });
+                    break;
+                }
+                Err(NoAbort::PastNoReturn) => {
+                    let cpus = not_acked(generation, state);
+                    log::error!(
+                        "stop-machine: {cpus:?} did not ack {state:?} within {} ms; the function may have run, so waiting on",
+                        timeout_us() / 1000
+                    );
+                    deadline = Deadline::after_us(timeout_us());
+                }
+                // The late ack won: the run goes on, with a new deadline.
+                Err(NoAbort::Moved(_)) => deadline = Deadline::after_us(timeout_us()),
             }
-            c.aborted.store(true, Ordering::SeqCst);
-            wake_sleepers();
-            result = Err(StopError::NotAcked { state: stuck, cpus });
-            break;
+            continue;
         }
         if !is_controller && seen != State::Idle && spin_until.expired() {
             halt_until_changed(me, generation, seen);
@@ -343,16 +385,29 @@ fn participate_as(me: CpuId, generation: u64, is_controller: bool) -> Result<(),
     result
 }
 
-/// The last CPU to ack a state advances it.
-fn ack(state: State) {
-    let c = &CONTROL;
-    c.acked.insert(percpu::current_cpu());
-    if c.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-        c.pending.store(c.participants.len() as u32, Ordering::SeqCst);
-        for cpu in c.participants.snapshot().iter() {
-            c.acked.remove(cpu);
+/// The participants whose last ack is not `state` of `generation`.
+fn not_acked(generation: u32, state: State) -> CpuSet {
+    let key = ack_key(generation, state);
+    let mut cpus = CpuSet::EMPTY;
+    for cpu in CONTROL.participants.snapshot().iter() {
+        if LAST_ACK[cpu.index()].load(Ordering::SeqCst) != key {
+            cpus.insert(cpu);
         }
-        c.state.store(state.next() as u32, Ordering::SeqCst);
+    }
+    cpus
+}
+
+/// Acks `state` once for this CPU; the last ack advances the state and
+/// wakes the waiters.
+fn ack(me: CpuId, generation: u32, state: State) {
+    let key = ack_key(generation, state);
+    if LAST_ACK[me.index()].swap(key, Ordering::SeqCst) == key {
+        REFUSED_ACKS.fetch_add(1, Ordering::SeqCst);
+        log::error!("stop-machine: {me} acked {state:?} of run {generation} twice; the second ack is refused");
+        return;
+    }
+    let c = &CONTROL;
+    if let Ack::Advanced(_) = c.step.ack(generation, state, c.count.load(Ordering::SeqCst) as u16) {
         wake_sleepers();
     }
 }

@@ -24,6 +24,12 @@ pub fn load() {
     LOADED[crate::percpu::current_cpu().index()].store(true, Ordering::SeqCst);
 }
 
+/// `cpu` is being started again: until it loads the IDT in this life it has
+/// none (an NMI then would triple-fault it).
+pub fn forget(cpu: CpuId) {
+    LOADED[cpu.index()].store(false, Ordering::SeqCst);
+}
+
 /// Whether `cpu` has loaded the kernel's IDT.
 pub fn is_loaded_on(cpu: CpuId) -> bool {
     LOADED[cpu.index()].load(Ordering::SeqCst)
