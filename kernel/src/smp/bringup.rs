@@ -343,8 +343,6 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
             crate::power::halt_forever();
         }
     }
-    // Test hook: hold a CPU at the instant it is online, interrupts still off.
-    let _ = hooks::point("ap.online", cpu);
     x86_64::instructions::interrupts::enable();
     super::idle::idle()
 }
@@ -371,6 +369,10 @@ pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
         return Err("too late: the boot CPU gave up waiting for it");
     }
     super::ONLINE.insert(cpu);
+    // Test hook: hold a CPU at the instant it is online (interrupts still
+    // off, whatever steps come later), so a test sees it exactly as a sender
+    // that finds it online does.
+    let _ = hooks::point("cpu.online.entered", cpu);
     Ok(())
 }
 

@@ -89,6 +89,9 @@ static LAST_ACK: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS]
 /// generation, and second acks refused (a protocol error if ever non-zero).
 static STALE_IPIS: AtomicU64 = AtomicU64::new(0);
 static REFUSED_ACKS: AtomicU64 = AtomicU64::new(0);
+/// Acks that found their state already gone: after an abort, the late
+/// CPUs' acks; any other is a CPU acking a state it did not wait for.
+static LATE_ACKS: AtomicU64 = AtomicU64::new(0);
 
 fn ack_key(generation: u32, state: State) -> u64 {
     (u64::from(generation) << 8) | state as u64
@@ -113,6 +116,11 @@ pub fn stale_ipis() -> u64 {
 
 pub fn refused_acks() -> u64 {
     REFUSED_ACKS.load(Ordering::SeqCst)
+}
+
+/// Acks that found the run aborted or their state gone, since boot.
+pub fn late_acks() -> u64 {
+    LATE_ACKS.load(Ordering::SeqCst)
 }
 
 /// Whether `cpu` had interrupts off during the last RUN state.
@@ -218,9 +226,13 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
     let me = percpu::current_cpu();
     let participants = super::ONLINE.snapshot();
     let c = &CONTROL;
+    // Every CPU's record, not only the participants': a CPU that is not
+    // one must not keep a "true" from an earlier run.
+    for flag in &IRQS_OFF_IN_RUN {
+        flag.store(false, Ordering::SeqCst);
+    }
     for cpu in participants.iter() {
         c.participants.insert(cpu);
-        IRQS_OFF_IN_RUN[cpu.index()].store(false, Ordering::SeqCst);
     }
     for cpu in run_on.intersection(&participants).iter() {
         c.run_on.insert(cpu);
@@ -407,7 +419,11 @@ fn ack(me: CpuId, generation: u32, state: State) {
         return;
     }
     let c = &CONTROL;
-    if let Ack::Advanced(_) = c.step.ack(generation, state, c.count.load(Ordering::SeqCst) as u16) {
-        wake_sleepers();
+    match c.step.ack(generation, state, c.count.load(Ordering::SeqCst) as u16) {
+        Ack::Advanced(_) => wake_sleepers(),
+        Ack::Counted => {}
+        Ack::Stale => {
+            LATE_ACKS.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }

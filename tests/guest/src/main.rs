@@ -21,6 +21,7 @@ mod idle;
 mod stop;
 mod stop_machine;
 mod stress;
+mod unhappy;
 
 entry_point!(test_entry, config = &boot::BOOTLOADER_CONFIG);
 
@@ -43,6 +44,7 @@ fn run() -> ! {
         stress::TESTS,
         stop::TESTS,
         stop_machine::TESTS,
+        unhappy::TESTS,
         examples::TESTS,
     ])
 }

@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = &[
     // At 2 CPUs the loser has stopped itself before the winner looks (no
     // attempt needed); with more, the others take the STOP IPI: either way
     // one report, every CPU stopped, every record saved.
+    ktest!(cpu_without_an_idt_yet_is_stopped_by_init).min_cpus(3).params("smp.boot_aps=0"),
     ktest!(two_cpus_panicking_at_once_give_one_report).min_cpus(2).expect_panic("crash records: all"),
     ktest!(panic_inside_stop_machine_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
     ktest!(panic_inside_hotplug_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
@@ -97,6 +98,31 @@ fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
     kernel::time::delay_us(50_000);
     kassert!(report.stopped.contains(held), "{held} was not stopped; report {report:?}");
     kassert!(matches!(stop::how_stopped(held), Some((Method::Nmi, n)) if n >= 2));
+    kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
+    Ok(())
+}
+
+/// The same with the CPU held in its first Rust code, before it has an
+/// IDT: an NMI would triple-fault it and the emulator would reset the
+/// machine. INIT stops it instead (wait-for-SIPI is stopped).
+fn cpu_without_an_idt_yet_is_stopped_by_init() -> Outcome {
+    let present = smp::PRESENT.snapshot();
+    let mut aps = present.iter().filter(|c| *c != CpuId::BOOT);
+    let (starter, held) = match (aps.next(), aps.next()) {
+        (Some(s), Some(h)) => (s, h),
+        _ => return Err(Failure("needs two APs".into())),
+    };
+    let r = bringup::start(&CpuSet::single(starter), bringup::Options::from_params(), None);
+    kassert!(r.errors.is_empty(), "{:?}", r.errors);
+    hooks::arm("ap.entry", Some(held), Mode::Pause);
+    worker::spawn(starter, start_held_cpu, held.index()).map_err(|e| Failure(format!("{e:?}")))?;
+    kassert!(hooks::wait_reached("ap.entry", 5_000), "{held} never reached the hold");
+    kassert!(bringup::starting().contains(held));
+    let report = stop::stop_other_cpus(Reason::Stop);
+    hooks::release("ap.entry");
+    kernel::time::delay_us(50_000);
+    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
+    kassert!(matches!(stop::how_stopped(held), Some((Method::Init, n)) if n >= 2), "{:?}", stop::how_stopped(held));
     kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
     Ok(())
 }

@@ -1,0 +1,311 @@
+//! The unhappy paths: a CPU that answers late, never answers, or does not
+//! settle. Each test forces its race with test hooks (a CPU held at the
+//! racy point, a function run at the exact moment the other side decides)
+//! and then checks that the machine is consistent: what the call returned
+//! is what happened, each CPU is online or cleanly offline, and each stack
+//! has one owner.
+
+use alloc::format;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::hooks::{self, Mode};
+use kernel::ktest::{Failure, Outcome, Test};
+use kernel::smp::calls::{self};
+use kernel::smp::hotplug::{self, CpuState, HotplugError};
+use kernel::smp::stop_machine::{self, State};
+use kernel::smp::{self, bringup, ping, worker};
+use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest, percpu};
+
+pub const TESTS: &[Test] = &[
+    ktest!(stop_machine_a_late_ack_and_the_abort_have_one_winner).min_cpus(2).params("stop_machine.timeout_ms=300"),
+    ktest!(stop_machine_a_stale_ipi_taken_in_the_next_run_acks_once).min_cpus(2).params("stop_machine.timeout_ms=300"),
+    ktest!(stop_machine_waits_for_a_cpu_up_in_progress).min_cpus(4),
+    ktest!(bringup_a_late_ap_and_the_timeout_agree).min_cpus(2),
+    ktest!(bringup_a_no_show_leaves_every_stack_with_one_owner).min_cpus(3),
+    ktest!(cpu_down_is_an_error_until_the_cpu_parks).min_cpus(2).params("hotplug.park_timeout_ms=300"),
+    ktest!(a_failed_cpu_down_leaves_active_as_it_was).min_cpus(3).params("stop_machine.timeout_ms=300"),
+];
+
+fn err(e: impl core::fmt::Debug) -> Failure {
+    Failure(format!("{e:?}"))
+}
+
+fn aps() -> impl Iterator<Item = CpuId> {
+    smp::ONLINE.snapshot().iter().filter(|c| *c != CpuId::BOOT).collect::<alloc::vec::Vec<_>>().into_iter()
+}
+
+fn last_ap() -> Result<CpuId, Failure> {
+    aps().last().ok_or(Failure("no AP online".into()))
+}
+
+/// The stack pointer `cpu` runs on, read there by a call.
+fn rsp_on(cpu: CpuId) -> Result<u64, Failure> {
+    let rsp = AtomicU64::new(0);
+    calls::call_single(cpu, "read-rsp", &|| {
+        let here: u64;
+        // SAFETY: reads the stack pointer only.
+        unsafe { core::arch::asm!("mov {}, rsp", out(reg) here) };
+        rsp.store(here, Ordering::SeqCst);
+    })
+    .map_err(err)?;
+    Ok(rsp.load(Ordering::SeqCst))
+}
+
+/// `cpu` answers a ping and a call, runs on the stack it owns, and no two
+/// CPUs own one stack.
+fn works(cpu: CpuId) -> Outcome {
+    kassert!(ping::ping(cpu, 2_000_000), "{cpu} does not answer a ping");
+    let rsp = rsp_on(cpu)?;
+    let (bottom, top) = bringup::stack_of(cpu).ok_or(Failure(format!("{cpu} owns no stack")))?;
+    kassert!((bottom..top).contains(&rsp), "{cpu} runs at {rsp:#x}, outside the stack it owns ({bottom:#x}..{top:#x})");
+    kassert!(bringup::stacks_have_one_owner(), "two CPUs own the same stack");
+    Ok(())
+}
+
+static LATE_ACK_ARRIVED: AtomicBool = AtomicBool::new(false);
+
+/// Runs on the controller after its deadline passed, just before it
+/// decides to abort: the held CPU's ack arrives now.
+fn let_the_late_ack_in() {
+    hooks::release("stop_machine.disable-irq");
+    let moved = kernel::time::wait_until(2_000_000, || stop_machine::state() != State::DisableIrq);
+    LATE_ACK_ARRIVED.store(moved, Ordering::SeqCst);
+}
+
+/// The outgoing CPU X is held at DISABLE_IRQ past the controller's timeout;
+/// its ack arrives between the controller's look and its decision. Either
+/// the abort wins (nothing ran, X is online) or the ack does (X ran its
+/// dying steps and is offline): `cpu_down`'s answer must be the one that
+/// happened. Deciding from the stale look returned an error for a CPU that
+/// had gone down.
+fn stop_machine_a_late_ack_and_the_abort_have_one_winner() -> Outcome {
+    let x = last_ap()?;
+    LATE_ACK_ARRIVED.store(false, Ordering::SeqCst);
+    hooks::arm("stop_machine.disable-irq", Some(x), Mode::Pause);
+    hooks::arm("stop_machine.before-abort", Some(CpuId::BOOT), Mode::Call(let_the_late_ack_in));
+    let down = hotplug::cpu_down(x);
+    hooks::release("stop_machine.disable-irq");
+    hooks::release("stop_machine.before-abort");
+    kassert!(LATE_ACK_ARRIVED.load(Ordering::SeqCst), "the held CPU's ack never came: the race was not forced");
+    match down {
+        Ok(()) => {
+            kassert_eq!(hotplug::state(x), CpuState::Offline);
+            hotplug::cpu_up(x).map_err(err)?;
+        }
+        Err(e) => kassert!(hotplug::state(x) == CpuState::Online, "cpu_down said {e:?}, but {x} went down"),
+    }
+    works(x)
+}
+
+fn release_the_stale_handler() {
+    hooks::release("stop_machine.ipi-entry");
+}
+
+/// X takes run 1's IPI but is held in the handler until run 1 gave up on
+/// it. Released in run 2's PREPARE, the late handler joins run 2; when X
+/// then turns interrupts on, run 2's own IPI arrives. X must take part in
+/// run 2 once: a second entry would ack run 2's states again.
+fn stop_machine_a_stale_ipi_taken_in_the_next_run_acks_once() -> Outcome {
+    let x = last_ap()?;
+    hooks::arm("stop_machine.ipi-entry", Some(x), Mode::Pause);
+    let first = stop_machine::stop_machine(&CpuSet::single(CpuId::BOOT), &|_| ());
+    match first {
+        Err(stop_machine::StopError::NotAcked { state: State::Prepare, cpus }) => kassert_eq!(cpus, CpuSet::single(x)),
+        other => return Err(Failure(format!("run 1: expected NotAcked in Prepare naming {x}, got {other:?}"))),
+    }
+    let stale = stop_machine::stale_ipis();
+    let late = stop_machine::late_acks();
+    let refused = stop_machine::refused_acks();
+    hooks::arm("stop_machine.prepare", Some(CpuId::BOOT), Mode::Call(release_the_stale_handler));
+    let second = stop_machine::stop_machine(&CpuSet::single(CpuId::BOOT), &|_| ());
+    hooks::release("stop_machine.prepare");
+    hooks::release("stop_machine.ipi-entry");
+    second.map_err(|e| Failure(format!("run 2: {e:?}")))?;
+    kassert!(stop_machine::stale_ipis() - stale == 1, "run 2's own IPI did not reach {x} inside the run");
+    kassert!(stop_machine::late_acks() == late, "some CPU acked a state of run 2 it was not in");
+    kassert!(stop_machine::refused_acks() == refused, "some CPU acked a state of run 2 twice");
+    for cpu in smp::ONLINE.snapshot().iter() {
+        kassert!(stop_machine::irqs_were_off_in_run(cpu), "{cpu} had interrupts on in RUN");
+    }
+    works(x)
+}
+
+static UP_CPU: AtomicU32 = AtomicU32::new(0);
+static UP_DONE: AtomicBool = AtomicBool::new(false);
+static UP_OK: AtomicBool = AtomicBool::new(false);
+static STOP_DONE: AtomicBool = AtomicBool::new(false);
+static STOP_OK: AtomicBool = AtomicBool::new(false);
+static IN_RUN: AtomicBool = AtomicBool::new(false);
+static ONLINE_IN_RUN: spin::Mutex<CpuSet> = spin::Mutex::new(CpuSet::EMPTY);
+
+fn bring_up_cpu(cpu: usize) {
+    let cpu = CpuId::new(cpu).expect("cpu");
+    UP_OK.store(hotplug::cpu_up(cpu).is_ok(), Ordering::SeqCst);
+    UP_DONE.store(true, Ordering::SeqCst);
+}
+
+fn run_stop_machine(_: usize) {
+    let me = percpu::current_cpu();
+    let x = CpuId::new(UP_CPU.load(Ordering::SeqCst) as usize).expect("cpu");
+    let r = stop_machine::stop_machine(&CpuSet::single(me), &|_| {
+        IN_RUN.store(true, Ordering::SeqCst);
+        // Give a CPU coming up meanwhile the time to arrive in `online`.
+        kernel::time::wait_until(500_000, || smp::ONLINE.contains(x));
+        *ONLINE_IN_RUN.lock() = smp::ONLINE.snapshot();
+    });
+    STOP_OK.store(r.is_ok(), Ordering::SeqCst);
+    STOP_DONE.store(true, Ordering::SeqCst);
+}
+
+/// CPU W brings X up, and X is held just before it goes online; CPU V then
+/// starts a stop-machine. Stop-machine must wait for the hotplug to end and
+/// include X, never run while X arrives in `online` with interrupts on.
+fn stop_machine_waits_for_a_cpu_up_in_progress() -> Outcome {
+    let mut aps = aps();
+    let (w, v, x) = match (aps.next(), aps.next(), aps.next()) {
+        (Some(w), Some(v), Some(x)) => (w, v, x),
+        _ => return Err(Failure("needs three APs".into())),
+    };
+    hotplug::cpu_down(x).map_err(err)?;
+    UP_CPU.store(x.index() as u32, Ordering::SeqCst);
+    for flag in [&UP_DONE, &UP_OK, &STOP_DONE, &STOP_OK, &IN_RUN] {
+        flag.store(false, Ordering::SeqCst);
+    }
+    hooks::arm("ap.before-online", Some(x), Mode::Pause);
+    worker::spawn(w, bring_up_cpu, x.index()).map_err(err)?;
+    kassert!(hooks::wait_reached("ap.before-online", 5_000), "{x} never reached the hold");
+    worker::spawn(v, run_stop_machine, 0).map_err(err)?;
+    // Release X once the stop-machine is in RUN, or after a while if it
+    // (rightly) waits for the hotplug.
+    kernel::time::wait_until(300_000, || IN_RUN.load(Ordering::SeqCst));
+    hooks::release("ap.before-online");
+    kassert!(kernel::time::wait_until(10_000_000, || UP_DONE.load(Ordering::SeqCst)), "cpu_up never returned");
+    kassert!(kernel::time::wait_until(10_000_000, || STOP_DONE.load(Ordering::SeqCst)), "stop-machine never returned");
+    kassert!(UP_OK.load(Ordering::SeqCst) && STOP_OK.load(Ordering::SeqCst), "cpu_up or stop-machine failed");
+    let online_in_run = *ONLINE_IN_RUN.lock();
+    kassert!(online_in_run.contains(x), "the stop-machine ran before {x} came up (it must wait for the hotplug)");
+    for cpu in online_in_run.iter() {
+        kassert!(stop_machine::irqs_were_off_in_run(cpu), "{cpu} was online in RUN with interrupts on");
+    }
+    works(x)
+}
+
+static LATE_AP: AtomicU32 = AtomicU32::new(0);
+static LATE_AP_RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Runs on the boot CPU when its bring-up deadline passed, just before it
+/// gives up on the late AP: the AP goes on now.
+fn let_the_late_ap_in() {
+    let ap = CpuId::new(LATE_AP.load(Ordering::SeqCst) as usize).expect("cpu");
+    hooks::release("ap.before-online");
+    let moved = kernel::time::wait_until(2_000_000, || !bringup::starting().contains(ap));
+    LATE_AP_RELEASED.store(moved, Ordering::SeqCst);
+}
+
+/// X is held before it goes online until the boot CPU's bring-up deadline
+/// has passed, and comes online between the boot CPU's look and its
+/// decision. Either X is reported started and works, or it is reported
+/// failed and is not online: never reported failed (and sent INIT) while
+/// it sits in `online`.
+fn bringup_a_late_ap_and_the_timeout_agree() -> Outcome {
+    let x = last_ap()?;
+    hotplug::cpu_down(x).map_err(err)?;
+    LATE_AP.store(x.index() as u32, Ordering::SeqCst);
+    LATE_AP_RELEASED.store(false, Ordering::SeqCst);
+    hooks::arm("ap.before-online", Some(x), Mode::Pause);
+    hooks::arm("bringup.before-timeout", Some(x), Mode::Call(let_the_late_ap_in));
+    let opts = bringup::Options { timeout_ms: 300, ..bringup::Options::from_params() };
+    let report = bringup::start(&CpuSet::single(x), opts, None);
+    hooks::release("ap.before-online");
+    hooks::release("bringup.before-timeout");
+    kassert!(LATE_AP_RELEASED.load(Ordering::SeqCst), "{x} did not arrive after the deadline: the race was not forced");
+    if report.started.contains(x) {
+        kassert!(report.errors.is_empty(), "started and failed at once: {:?}", report.errors);
+        kassert!(smp::ONLINE.contains(x));
+        hotplug::finish_boot_bringup(&report.started);
+    } else {
+        kassert!(!smp::ONLINE.contains(x), "{x} was reported failed ({:?}) but is online", report.errors);
+        hotplug::cpu_up(x).map_err(err)?;
+    }
+    works(x)
+}
+
+/// Two CPUs start in one parallel batch; the first never answers its SIPI.
+/// The other takes the first ticket, whose stack was set aside for the
+/// no-show. The no-show must then own another stack, so that starting it
+/// later does not run it on a live one.
+fn bringup_a_no_show_leaves_every_stack_with_one_owner() -> Outcome {
+    let mut aps = aps();
+    let (x, y) = match (aps.next(), aps.next()) {
+        (Some(x), Some(y)) => (x, y),
+        _ => return Err(Failure("needs two APs".into())),
+    };
+    hotplug::cpu_down(x).map_err(err)?;
+    hotplug::cpu_down(y).map_err(err)?;
+    hooks::arm("bringup.no-sipi", Some(x), Mode::Fail);
+    let opts = bringup::Options { parallel: true, timeout_ms: 500, ..bringup::Options::from_params() };
+    let mut both = CpuSet::single(x);
+    both.insert(y);
+    let report = bringup::start(&both, opts, None);
+    hooks::release("bringup.no-sipi");
+    kassert_eq!(report.started, CpuSet::single(y));
+    kassert!(report.errors.iter().any(|e| e.cpu == x), "the no-show was not reported: {:?}", report.errors);
+    kassert!(bringup::stacks_have_one_owner(), "the no-show and the CPU on its ticket's stack own the same stack");
+    hotplug::finish_boot_bringup(&report.started);
+    works(y)?;
+    hotplug::cpu_up(x).map_err(err)?;
+    works(x)?;
+    works(y)
+}
+
+/// X is held in its offline window past the park timeout: `cpu_down` must
+/// say so (not Ok), X must be Dying, and `cpu_up` must refuse it until it
+/// parks, since its stack may still be in use.
+fn cpu_down_is_an_error_until_the_cpu_parks() -> Outcome {
+    let x = last_ap()?;
+    hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
+    let down = hotplug::cpu_down(x);
+    let state = hotplug::state(x);
+    let up = hotplug::cpu_up(x);
+    hooks::release("hotplug.offline-window");
+    kassert_eq!(down, Err(HotplugError::NotParked(x)));
+    kassert_eq!(state, CpuState::Dying);
+    kassert_eq!(up, Err(HotplugError::NotParked(x)));
+    kassert!(hotplug::wait_parked(x, 5_000), "{x} never parked after its release");
+    kassert_eq!(hotplug::state(x), CpuState::Offline);
+    hotplug::cpu_up(x).map_err(err)?;
+    works(x)
+}
+
+static HOLD: AtomicBool = AtomicBool::new(false);
+static HOLDING: AtomicBool = AtomicBool::new(false);
+
+fn hold_with_interrupts_off(_: usize) {
+    HOLDING.store(true, Ordering::SeqCst);
+    let d = kernel::time::Deadline::after_ms(10_000);
+    while HOLD.load(Ordering::SeqCst) && !d.expired() {
+        core::hint::spin_loop();
+    }
+}
+
+/// A third CPU spins with interrupts off through the down's stop-machine:
+/// the down fails, and X is online and active as before.
+fn a_failed_cpu_down_leaves_active_as_it_was() -> Outcome {
+    let mut aps = aps();
+    let (x, stuck) = match (aps.next(), aps.next()) {
+        (Some(x), Some(s)) => (x, s),
+        _ => return Err(Failure("needs two APs".into())),
+    };
+    HOLD.store(true, Ordering::SeqCst);
+    HOLDING.store(false, Ordering::SeqCst);
+    calls::call_single_nowait(stuck, hold_with_interrupts_off, 0).map_err(err)?;
+    kassert!(kernel::time::wait_until(5_000_000, || HOLDING.load(Ordering::SeqCst)), "{stuck} never started spinning");
+    let down = hotplug::cpu_down(x);
+    HOLD.store(false, Ordering::SeqCst);
+    kassert!(matches!(down, Err(HotplugError::StepFailed { step: "cpu.kick", going_up: false, .. })), "{down:?}");
+    kassert_eq!(hotplug::state(x), CpuState::Online);
+    kassert!(smp::ACTIVE.contains(x), "{x} stayed online but lost `active`");
+    kernel::time::delay_us(50_000);
+    works(x)?;
+    works(stuck)
+}
