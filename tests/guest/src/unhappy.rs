@@ -63,13 +63,16 @@ fn works(cpu: CpuId) -> Outcome {
 }
 
 static LATE_ACK_ARRIVED: AtomicBool = AtomicBool::new(false);
+static GOING_DOWN: AtomicU32 = AtomicU32::new(0);
 
 /// Runs on the controller after its deadline passed, just before it
-/// decides to abort: the held CPU's ack arrives now.
+/// decides to abort: the held CPU's ack arrives now, and the CPU goes on
+/// into RUN and runs its dying steps (it leaves `online`).
 fn let_the_late_ack_in() {
+    let x = CpuId::new(GOING_DOWN.load(Ordering::SeqCst) as usize).expect("cpu");
     hooks::release("stop_machine.disable-irq");
-    let moved = kernel::time::wait_until(2_000_000, || stop_machine::state() != State::DisableIrq);
-    LATE_ACK_ARRIVED.store(moved, Ordering::SeqCst);
+    let ran = kernel::time::wait_until(2_000_000, || !smp::ONLINE.contains(x));
+    LATE_ACK_ARRIVED.store(ran, Ordering::SeqCst);
 }
 
 /// The outgoing CPU X is held at DISABLE_IRQ past the controller's timeout;
@@ -80,13 +83,14 @@ fn let_the_late_ack_in() {
 /// had gone down.
 fn stop_machine_a_late_ack_and_the_abort_have_one_winner() -> Outcome {
     let x = last_ap()?;
+    GOING_DOWN.store(x.index() as u32, Ordering::SeqCst);
     LATE_ACK_ARRIVED.store(false, Ordering::SeqCst);
     hooks::arm("stop_machine.disable-irq", Some(x), Mode::Pause);
     hooks::arm("stop_machine.before-abort", Some(CpuId::BOOT), Mode::Call(let_the_late_ack_in));
     let down = hotplug::cpu_down(x);
     hooks::release("stop_machine.disable-irq");
     hooks::release("stop_machine.before-abort");
-    kassert!(LATE_ACK_ARRIVED.load(Ordering::SeqCst), "the held CPU's ack never came: the race was not forced");
+    kassert!(LATE_ACK_ARRIVED.load(Ordering::SeqCst), "{x} never ran its dying steps after its late ack: the race was not forced");
     match down {
         Ok(()) => {
             kassert_eq!(hotplug::state(x), CpuState::Offline);
