@@ -1,5 +1,6 @@
-//! SMP bring-up (SPEC "Bring-up"; seed 4): every present CPU online, every
-//! online CPU answering IPIs from the instant it is online, failures
+//! SMP bring-up (docs/rules.md, Bring-up; story 4,
+//! docs/stories/4-ipi-vectors-before-online.md): every present CPU online,
+//! every online CPU answering IPIs from the instant it is online, failures
 //! reported and contained.
 
 use alloc::format;
@@ -84,7 +85,7 @@ fn every_online_cpu_answers_an_ipi() -> Outcome {
     ping_all(&others)
 }
 
-/// Seed 4, head on: the boot CPU starts the APs in parallel and, the moment
+/// Story 4, head on: the boot CPU starts the APs in parallel and, the moment
 /// it sees one in `online`, checks that the CPU can take an IPI (IDT, APIC,
 /// empty queue) and sends it one, which must be answered. A CPU that went
 /// online before it was ready fails the first check, whatever the timing.
