@@ -1,6 +1,6 @@
 //! Bochs: the configuration file of one boot, the disk geometry it needs,
 //! and the verdict its shutdown port cannot carry. Facts measured on Bochs
-//! 2.7 are in `../shared/PLATFORM-NOTES.md`.
+//! 2.7 are in `docs/platform.md`.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

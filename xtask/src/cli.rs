@@ -33,7 +33,7 @@ pub enum Command {
         measures: the ping-pong floor, IPI round trip, synchronous call, async throughput, \
         call-all, stop-machine, hotplug down/up/cycle, bring-up one by one and in parallel.\n\n\
         Prints per CPU count each figure's median and p99 (µs) and its ratio to the floor of the \
-        same boot, the scaling over the CPU counts, and the issue's goals (against Linux 6.1 under \
+        same boot, the scaling over the CPU counts, and the performance goals (against Linux 6.1 under \
         the same QEMU) as MET / NOT MET. Writes results.json, latency-smpN.svg and scaling.svg to \
         --out. Boots of one CPU count are combined by the median of their medians.\n\n\
         Exit status: 0 when every boot measured; 1 when a boot failed (the rest is still shown and \

@@ -1,5 +1,5 @@
 //! Cross-call queues and call records: the architecture-free half of
-//! `call_single` / `call_many` (SPEC "Cross-calls", Hotplug rules 4-6).
+//! `call_single` / `call_many` (docs/rules.md, Cross-calls, and Hotplug 4-6).
 //!
 //! Each CPU owns one [`CallQueue`]. A sender pushes a locked [`CallRecord`]
 //! and rings the target's doorbell only when the push reports that the queue
@@ -197,11 +197,13 @@ impl CallRecord<'static> {
 /// One CPU's queue of pending calls.
 ///
 /// Empty means no doorbell is owed. A CPU must come online with an empty
-/// queue (Hotplug rule 6, seed 2): a leftover entry would be an owed IPI that
-/// never comes, and every later sender would skip the doorbell and hang. The
-/// dying flush empties it; on the way back up, `take_all()` whatever a buggy
-/// sender queued meanwhile, warn if that batch is non-empty and run it, and
-/// then `debug_assert!(queue.is_empty())` before setting the CPU online.
+/// queue (docs/rules.md, Hotplug 6; story 2,
+/// docs/stories/2-lost-ipis-during-hotplug.md): a leftover entry would be an
+/// owed IPI that never comes, and every later sender would skip the doorbell
+/// and hang. The dying flush empties it; on the way back up, `take_all()`
+/// whatever a buggy sender queued meanwhile, warn if that batch is non-empty
+/// and run it, and then `debug_assert!(queue.is_empty())` before setting the
+/// CPU online.
 pub struct CallQueue {
     /// Most recently pushed record first.
     head: AtomicPtr<CallRecord<'static>>,

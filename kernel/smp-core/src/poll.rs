@@ -1,5 +1,5 @@
-//! The polling skip: the one exception to the doorbell rule (SPEC
-//! cross-calls rule 2), Linux's `TIF_POLLING_NRFLAG`.
+//! The polling skip: the one exception to the doorbell rule
+//! (docs/rules.md#polling-skip, under Cross-calls 2), Linux's `TIF_POLLING_NRFLAG`.
 //!
 //! A CPU idling with `idle=poll` spins on its own [`CallQueue`] with
 //! interrupts on, so it sees a call arrive without an IPI. It says so in its
@@ -8,8 +8,9 @@
 //! poller finds the call by itself, without paying for an interrupt.
 //!
 //! The danger is a CPU that has stopped looking while its flag still says it
-//! looks: a call queued then would wait for a doorbell that nobody rings
-//! (seed 2's hang, by another road). Hence the handshake, in this order:
+//! looks: a call queued then would wait for a doorbell that nobody rings (the
+//! hang of story 2, docs/stories/2-lost-ipis-during-hotplug.md, by another
+//! road). Hence the handshake, in this order:
 //!
 //! - the poller lowers its flag with [`PollFlag::stop`] *before* its last
 //!   look at the queue ([`CallQueue::take_all`]), and only then goes to sleep,

@@ -57,7 +57,8 @@ impl Target {
 
     /// The IPI handler, looping until `senders_done` says no call can come
     /// any more and no doorbell is pending. Then the queue must be empty: an
-    /// entry left now would never get an IPI (seed 2's hang).
+    /// entry left now would never get an IPI (the hang of story 2,
+    /// docs/stories/2-lost-ipis-during-hotplug.md).
     fn handle_until(&self, senders_done: impl Fn() -> bool) {
         loop {
             if self.doorbell.swap(false, Acquire) {
@@ -261,10 +262,10 @@ impl PollingTarget {
     }
 }
 
-/// The polling skip (rule 2's exception): two senders race with a target
-/// that polls, stops polling and then only answers doorbells. Whatever a
-/// skipped doorbell left, the last look after lowering the flag finds: no
-/// call is stranded and each runs once.
+/// The polling skip (the exception to docs/rules.md, Cross-calls 2): two
+/// senders race with a target that polls, stops polling and then only answers
+/// doorbells. Whatever a skipped doorbell left, the last look after lowering
+/// the flag finds: no call is stranded and each runs once.
 #[test]
 fn polling_skip_strands_no_call() {
     model(|| {

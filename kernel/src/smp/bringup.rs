@@ -1,4 +1,5 @@
-//! Bringing APs to life: the order each AP follows (SPEC "Bring-up"; seed 4),
+//! Bringing APs to life: the order each AP follows (docs/rules.md, Bring-up;
+//! story 4, docs/stories/4-ipi-vectors-before-online.md),
 //! and the bounded, reporting start routine the boot CPU runs.
 //!
 //! The rule, in the order `ap_main` runs it: every IPI vector in the IDT,

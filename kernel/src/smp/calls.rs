@@ -1,4 +1,5 @@
-//! Cross-calls: asking other CPUs to run a function (SPEC "Cross-calls").
+//! Cross-calls: asking other CPUs to run a function (docs/rules.md,
+//! Cross-calls).
 //!
 //! The queue protocol (lock-free push, FIFO batches, SYNC/ASYNC release
 //! order) is `smp_core::callq`, model-checked on the host. When a sender
@@ -85,12 +86,13 @@ fn me() -> CpuId {
 
 /// Bring-up step: the CPU's queue exists and is empty. A non-empty queue
 /// would mean an "IPI owed" left over from a previous life: every sender
-/// would skip the doorbell and wait forever (seed 2).
+/// would skip the doorbell and wait forever (story 2,
+/// docs/stories/2-lost-ipis-during-hotplug.md).
 pub fn prepare_queue(cpu: CpuId) -> Result<(), &'static str> {
     if queue(cpu).is_empty() || skip_queue_check(cpu) { Ok(()) } else { Err("call queue not empty at bring-up") }
 }
 
-/// Test hook: play the kernel of seed 2, which had no such check.
+/// Test hook: play the kernel of story 2, which had no such check.
 pub fn skip_queue_check(cpu: CpuId) -> bool {
     hooks::point("calls.skip-queue-check", cpu) == Action::Fail
 }
@@ -107,13 +109,14 @@ unsafe fn enqueue(cpu: CpuId, rec: &CallRecord<'_>) {
 }
 
 /// Whether a sender may queue to `cpu`. The test hook lets a test play the
-/// buggy sender that skips the check (SPEC hotplug rule 5).
+/// buggy sender that skips the check (docs/rules.md, Hotplug 5).
 fn may_send_to(cpu: CpuId) -> bool {
     super::ONLINE.contains(cpu) || hooks::point("calls.skip-online-check", me()) == Action::Fail
 }
 
-/// SPEC rule 9: a sender that got past the online check with a target that
-/// is no longer online raced with offlining. Warn at the sender, early.
+/// docs/rules.md, Cross-calls 9: a sender that got past the online check
+/// with a target that is no longer online raced with offlining. Warn at the
+/// sender, early.
 fn warn_if_raced(cpu: CpuId, name: &str) {
     if !super::ONLINE.contains(cpu) {
         log::warn!("cross-call {name} queued to {cpu}, which is not online: the sender raced with offlining");
@@ -242,7 +245,8 @@ fn warn_if_irqs_off(what: &str) {
 /// Runs `f` on `cpu` and waits until it has run there; afterwards every write
 /// `f` made is visible here. `f` may borrow from the caller's stack. On the
 /// calling CPU `f` runs at once with interrupts off. `Offline` means `cpu` is
-/// not online and nothing ran: this is also the conditional form (seed 3).
+/// not online and nothing ran: this is also the conditional form
+/// (docs/rules.md, Cross-calls 6; story 3, docs/stories/3-call-to-offline-cpu.md).
 pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Result<(), CallError> {
     let me = me();
     if cpu == me {
@@ -448,10 +452,11 @@ pub(super) fn run_queue(cpu: CpuId) -> usize {
 
 /// The CALL_FUNCTION handler: run everything queued, in FIFO order.
 ///
-/// **Refined warning** (SPEC hotplug rule 5, seed 1 part 2): on an offline
-/// CPU, a late doorbell is harmless once the dying flush ran; warn only if
-/// the list *taken* now is non-empty, which means a sender queued after the
-/// CPU went offline. Checking the queue after taking it would miss that.
+/// **Refined warning** (docs/rules.md, Hotplug 5; story 1 part 2,
+/// docs/stories/1-dying-flush.md): on an offline CPU, a late doorbell is
+/// harmless once the dying flush ran; warn only if the list *taken* now is
+/// non-empty, which means a sender queued after the CPU went offline.
+/// Checking the queue after taking it would miss that.
 pub fn on_doorbell() {
     let cpu = me();
     COUNTERS[cpu.index()].doorbells_received.fetch_add(1, Ordering::Relaxed);
@@ -472,13 +477,14 @@ pub fn on_doorbell() {
     percpu::current().set_activity(prev);
 }
 
-/// **Dying flush** (SPEC hotplug rule 4, seed 1 part 1): the outgoing CPU,
-/// already out of `online`, with interrupts off inside stop-machine, runs
-/// every callback still queued to it, including those whose doorbell it has
-/// not taken yet. After this a late doorbell finds nothing, and the queue is
-/// empty for the CPU's next life (seed 2). First it lowers its polling flag
-/// if it was taken down while polling, so that nothing after this skips its
-/// doorbell (the flush is then the last look of the polling handshake).
+/// **Dying flush** (docs/rules.md, Hotplug 4; story 1 part 1,
+/// docs/stories/1-dying-flush.md): the outgoing CPU, already out of `online`,
+/// with interrupts off inside stop-machine, runs every callback still queued
+/// to it, including those whose doorbell it has not taken yet. After this a
+/// late doorbell finds nothing, and the queue is empty for the CPU's next
+/// life (story 2). First it lowers its polling flag if it was taken down
+/// while polling, so that nothing after this skips its doorbell (the flush is
+/// then the last look of the polling handshake).
 pub fn dying_flush() -> usize {
     let cpu = me();
     doorbell::lower_flag_of_dying_cpu(cpu);

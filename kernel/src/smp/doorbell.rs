@@ -1,10 +1,10 @@
 //! The doorbell: when a cross-call sender sends the CALL_FUNCTION IPI. Every
 //! sender decides it here, in [`after_push`], by two rules:
 //!
-//! - **The doorbell rule** (SPEC cross-calls rule 2): ring only when this
+//! - **The doorbell rule** (docs/rules.md, Cross-calls 2): ring only when this
 //!   push made the target's queue go from empty to non-empty. A non-empty
 //!   queue means a doorbell is already owed. This is what turns any stranded
-//!   entry into a hang (seed 2).
+//!   entry into a hang (story 2, docs/stories/2-lost-ipis-during-hotplug.md).
 //! - **The polling skip**, its one exception (Linux's `TIF_POLLING_NRFLAG`):
 //!   a doorbell that is owed may stay unrung while the target polls its
 //!   queue in idle (`idle=poll`, `smp/idle.rs`), because it will find the

@@ -1,4 +1,4 @@
-//! CPU hotplug (SPEC "Hotplug"): `cpu_up` and `cpu_down` walk one ordered
+//! CPU hotplug (docs/rules.md, Hotplug): `cpu_up` and `cpu_down` walk one ordered
 //! table of named steps. Up runs startups in order; down runs teardowns in
 //! reverse. Steps marked `Target` run on the CPU itself with interrupts off
 //! and must not fail going down; a failing step rolls back what was done,
@@ -45,7 +45,8 @@ pub struct Step {
     pub dying: bool,
 }
 
-/// The steps, in bring-up order. The `Target` run is the seed-4 order:
+/// The steps, in bring-up order. The `Target` run is the order of
+/// docs/rules.md, Bring-up 2 (story 4, docs/stories/4-ipi-vectors-before-online.md):
 /// descriptor tables with every IPI vector, local APIC, empty call queue,
 /// and only then online.
 pub static STEPS: [Step; 7] = [
@@ -358,7 +359,8 @@ pub fn park_if_dying() {
     // A doorbell that arrived while this CPU had interrupts off is taken
     // now: the dying flush emptied the queue, so it finds nothing and stays
     // silent (the refined warning). Test hooks: hold the CPU in this
-    // window, or skip it (so a doorbell dies with the APIC, as in seed 2).
+    // window, or skip it (so a doorbell dies with the APIC, as in story 2,
+    // docs/stories/2-lost-ipis-during-hotplug.md).
     // A waiting caller abandoned here left records (and the closures they
     // borrow) on this stack, which the next life reuses: see them released.
     calls::settle_abandoned_wait();

@@ -18,9 +18,9 @@
 //! Halt is the default because this kernel mostly runs under emulation on
 //! shared, often overcommitted hosts (the test suite boots many QEMUs side
 //! by side): a polling vCPU steals host time from the vCPUs doing the work,
-//! and from everyone else, and the tests of the seeds are written for a
-//! target that halts. `cargo xtask bench -p idle=poll` (or `haltpoll`)
-//! measures the other choices.
+//! and from everyone else, and the tests of the stories (docs/stories/) are
+//! written for a target that halts. `cargo xtask bench -p idle=poll` (or
+//! `haltpoll`) measures the other choices.
 
 use spin::Once;
 use x86_64::instructions::interrupts;

@@ -1,5 +1,6 @@
-//! Send-stop (SPEC "Send-stop"; seed 5): stopping every other CPU on panic
-//! or shutdown, including a CPU spinning with interrupts off and one that
+//! Send-stop (docs/rules.md, Send-stop; story 5,
+//! docs/stories/5-stop-retry-starting-cpus.md): stopping every other CPU on
+//! panic or shutdown, including a CPU spinning with interrupts off and one that
 //! was still starting when the stop began.
 //!
 //! The first CPU to start a stop wins; any other CPU that tries meanwhile

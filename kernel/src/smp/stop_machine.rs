@@ -1,4 +1,4 @@
-//! Stop-machine (SPEC "Stop-machine"): every online CPU leaves what it is
+//! Stop-machine (docs/rules.md, Stop-machine): every online CPU leaves what it is
 //! doing and walks PREPARE → DISABLE_IRQ → RUN → EXIT in lockstep. Each CPU
 //! acks each state; the last to ack advances it. In PREPARE interrupts are
 //! still on (a participant is an interrupt handler that acknowledged its own
@@ -326,7 +326,8 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                 }
                 State::DisableIrq => {
                     // Test hook: hold this CPU here, interrupts still on,
-                    // while others already have theirs off (seed 1).
+                    // while others already have theirs off (story 1,
+                    // docs/stories/1-dying-flush.md).
                     let _ = hooks::point("stop_machine.disable-irq", me);
                     interrupts::disable();
                 }

@@ -1,5 +1,6 @@
-//! SMP bring-up (SPEC "Bring-up"; seed 4): every present CPU online, every
-//! online CPU answering IPIs from the instant it is online, failures
+//! SMP bring-up (docs/rules.md, Bring-up; story 4,
+//! docs/stories/4-ipi-vectors-before-online.md): every present CPU online,
+//! every online CPU answering IPIs from the instant it is online, failures
 //! reported and contained.
 
 use alloc::format;
@@ -84,7 +85,7 @@ fn every_online_cpu_answers_an_ipi() -> Outcome {
     ping_all(&others)
 }
 
-/// Seed 4, head on: the boot CPU starts the APs in parallel, and each AP
+/// Story 4 (docs/stories/4-ipi-vectors-before-online.md), head on: the boot CPU starts the APs in parallel, and each AP
 /// is held at the instant it enters `online` (inside the online step,
 /// before any later step and before it enables interrupts). The boot CPU,
 /// seeing it online, checks there that it can take an IPI (IDT, APIC, empty

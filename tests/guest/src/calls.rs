@@ -1,4 +1,4 @@
-//! Cross-calls (SPEC "Cross-calls"). Races are forced, not hoped for: a
+//! Cross-calls (docs/rules.md, Cross-calls). Races are forced, not hoped for: a
 //! target is *held* spinning inside a call (interrupts off, in its IPI
 //! handler) while the test queues behind it.
 

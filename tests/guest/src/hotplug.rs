@@ -1,6 +1,7 @@
-//! CPU hotplug and stop-machine (SPEC "Hotplug", "Stop-machine"; seeds 1
-//! and 2). Every race is forced with a test hook that acts or holds a CPU at
-//! the racy point.
+//! CPU hotplug and stop-machine (docs/rules.md, Hotplug and Stop-machine;
+//! stories 1 and 2, docs/stories/1-dying-flush.md and
+//! docs/stories/2-lost-ipis-during-hotplug.md). Every race is forced with a
+//! test hook that acts or holds a CPU at the racy point.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -82,7 +83,7 @@ fn boot_cpu_and_self_cannot_go_down() -> Outcome {
     works(x)
 }
 
-/// Seed 1, forced: CPU W is held at the entry of DISABLE_IRQ with interrupts
+/// Story 1, forced: CPU W is held at the entry of DISABLE_IRQ with interrupts
 /// still on, like a CPU handling a device interrupt late, while the outgoing
 /// CPU X has already disabled its interrupts; W's "interrupt handler" then
 /// sends X an async call. X must run it in its dying flush (already out of
@@ -150,7 +151,7 @@ fn seed1_call_sent_after_target_disabled_irqs_runs_in_dying_flush() -> Outcome {
     works(x)
 }
 
-/// Seed 1 with `idle=poll`: X was polling when the stop-machine took it,
+/// Story 1 with `idle=poll`: X was polling when the stop-machine took it,
 /// so its flag is still up when W sends, and W skips the doorbell (the
 /// polling skip). The dying flush, X's last look, must run the calls.
 fn seed1_with_the_target_polling_its_doorbell_skipped_the_flush_runs_it() -> Outcome {
@@ -166,7 +167,7 @@ fn seed1_with_the_target_polling_its_doorbell_skipped_the_flush_runs_it() -> Out
     Ok(())
 }
 
-/// Seed 2: calls queued as X goes down; after X is back, waiting calls to it
+/// Story 2: calls queued as X goes down; after X is back, waiting calls to it
 /// must complete (no stranded "IPI owed" state).
 fn seed2_calls_queued_at_down_do_not_strand_the_cpu() -> Outcome {
     let x = last_online()?;
@@ -183,9 +184,9 @@ fn seed2_calls_queued_at_down_do_not_strand_the_cpu() -> Outcome {
 
 /// The same with the dying flush switched off. If the late doorbell reaches
 /// X in its offline window, the refined warning names the stranded calls.
-/// If it does not (window skipped, as for the CPU of seed 2), the calls stay
+/// If it does not (window skipped, as for the CPU of story 2), the calls stay
 /// queued: bring-up refuses to set X online with a non-empty queue (the step
-/// is named), and with that check skipped too (the kernel of seed 2), a
+/// is named), and with that check skipped too (the kernel of story 2), a
 /// waiting call finds the doorbell "owed" and would hang: the watchdog
 /// reports it and rings again, and everything completes.
 fn seed2_without_dying_flush_the_strand_is_detected() -> Outcome {

@@ -1,6 +1,7 @@
-//! Send-stop (SPEC "Send-stop"; seed 5): every other CPU stops, whatever it
-//! is doing, and the report says how. Each test stops CPUs, so each gets a
-//! boot of its own.
+//! Send-stop (docs/rules.md, Send-stop; story 5,
+//! docs/stories/5-stop-retry-starting-cpus.md): every other CPU stops,
+//! whatever it is doing, and the report says how. Each test stops CPUs, so
+//! each gets a boot of its own.
 
 use alloc::format;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -1,6 +1,7 @@
-//! The goals, checked against what was measured. The Linux figures
-//! are those of ../shared/PLATFORM-NOTES.md ("The reference numbers":
-//! Linux 6.1 under the same QEMU TCG on this kind of machine).
+//! The performance goals (README, Performance), checked against what was
+//! measured. Where their Linux figures come from, and how they compare with
+//! Linux measured the same day under the same QEMU TCG on this kind of
+//! machine: docs/platform.md, "Linux, for comparison".
 
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 //!
 //! The guest does the measuring (tests/guest/src/bench.rs, boot parameter
 //! `ktest.bench=1`); this side parses its lines ([`parse`]), combines the
-//! boots ([`results`]), checks the goals ([`goals`]), compares with
+//! boots ([`results`]), checks the performance goals ([`goals`]), compares with
 //! a baseline ([`compare`]), and shows it all as tables ([`table`]), SVG
 //! plots ([`plot`]) and a JSON file. The boots themselves are driven by
 //! `crate::commands::bench`. All of this but the host facts ([`host`]) is

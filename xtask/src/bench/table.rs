@@ -136,7 +136,7 @@ pub fn goals_table(results: &[GoalResult]) -> String {
         .collect();
     let met = results.iter().filter(|g| g.status == Status::Met).count();
     format!(
-        "== goals (Linux 6.1 under the same QEMU TCG, see ../shared/PLATFORM-NOTES.md) ==\n{}{met} of {} met\n",
+        "== goals (Linux 6.1 under the same QEMU TCG, see docs/platform.md) ==\n{}{met} of {} met\n",
         render_aligned(&["goal", "CPUs", "measured", "target", "status"], &rows, 5),
         results.len()
     )

@@ -1,6 +1,6 @@
 //! The one IDT every CPU loads. It is complete (every exception and every
 //! interrupt vector the kernel uses) before the first AP starts, which is
-//! half of "online only after the IPI vectors" (SPEC, bring-up rule 2).
+//! half of "online only after the IPI vectors" (docs/rules.md, Bring-up 2).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
