@@ -183,6 +183,9 @@ fn launch_batch(
     // stacks nobody took, so every CPU still owns exactly one stack.
     for &cpu in &go {
         crate::arch::x86_64::idt::forget(cpu);
+        // A job its last life abandoned is dropped now, before it starts:
+        // one spawned right after it is online must survive.
+        super::worker::reset(cpu);
         set_state(cpu, State::Starting);
         let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
         if let Err(e) = startup::send_init(apic) {
@@ -320,8 +323,9 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
     }
     // Test hook: hold a CPU in its first Rust code, before it has an IDT.
     let _ = hooks::point("ap.entry", cpu);
-    let steps: Vec<_> = super::hotplug::target_steps().collect();
-    for (i, step) in steps.iter().enumerate() {
+    // No allocation here: this frame is abandoned, not returned from, when
+    // the CPU goes down.
+    for (i, step) in super::hotplug::target_steps().enumerate() {
         if step.name == "cpu.online" {
             // Test hook: hold a CPU after INIT-SIPI-SIPI, before it is online.
             let _ = hooks::point("ap.before-online", cpu);
@@ -333,7 +337,8 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
         if let Err(why) = result {
             log::error!("{cpu}: bring-up step {} failed: {why}; staying offline", step.name);
             // Undo the steps done, newest first, then park.
-            for done in steps[..i].iter().rev() {
+            let all = super::hotplug::target_steps().count();
+            for done in super::hotplug::target_steps().rev().skip(all - i) {
                 if let Some(t) = done.teardown {
                     let _ = t(cpu);
                 }

@@ -143,11 +143,19 @@ fn watchdog_limit_us() -> u64 {
 struct Waiting {
     start: AtomicPtr<CallRecord<'static>>,
     len: AtomicUsize,
+    /// The capacity of the heap vector the records live in (0: on the
+    /// stack): a parked CPU frees it once they are released, since the
+    /// thread that owned it never runs again.
+    heap_capacity: AtomicUsize,
 }
 
-static WAITING: [CachePadded<Waiting>; MAX_CPUS] =
-    [const { CachePadded::new(Waiting { start: AtomicPtr::new(core::ptr::null_mut()), len: AtomicUsize::new(0) }) };
-        MAX_CPUS];
+static WAITING: [CachePadded<Waiting>; MAX_CPUS] = [const {
+    CachePadded::new(Waiting {
+        start: AtomicPtr::new(core::ptr::null_mut()),
+        len: AtomicUsize::new(0),
+        heap_capacity: AtomicUsize::new(0),
+    })
+}; MAX_CPUS];
 
 /// Registers `records` as this CPU's wait. Called with interrupts off,
 /// *before* they are queued, so no stop-machine can park this CPU with a
@@ -156,7 +164,14 @@ static WAITING: [CachePadded<Waiting>; MAX_CPUS] =
 fn register_wait(me: CpuId, records: &[CallRecord<'_>]) {
     let w = &WAITING[me.index()];
     w.len.store(records.len(), Ordering::Relaxed);
+    w.heap_capacity.store(0, Ordering::Relaxed);
     w.start.store(records.as_ptr().cast::<CallRecord<'static>>().cast_mut(), Ordering::Relaxed);
+}
+
+/// [`register_wait`] for records in a heap vector, which parking frees.
+fn register_wait_in_vec(me: CpuId, records: &Vec<CallRecord<'_>>) {
+    register_wait(me, records);
+    WAITING[me.index()].heap_capacity.store(records.capacity(), Ordering::Relaxed);
 }
 
 fn unregister_wait(me: CpuId) {
@@ -185,6 +200,7 @@ pub fn settle_abandoned_wait() {
         return;
     }
     let len = WAITING[cpu].len.load(Ordering::Relaxed);
+    let heap_capacity = WAITING[cpu].heap_capacity.load(Ordering::Relaxed);
     // SAFETY: the thread that registered these records was interrupted
     // inside `wait_for_all`, so the slice (on its stack or heap) is intact
     // and nothing else frees it while this CPU still runs.
@@ -193,6 +209,15 @@ pub fn settle_abandoned_wait() {
         for rec in records.iter().filter(|r| r.is_locked()) {
             log::error!("{}: a call to {} ({}) was never run; parking anyway", me(), rec.target(), rec.name());
         }
+        // A target may still write to them: better leaked than reused.
+        return;
+    }
+    if heap_capacity != 0 {
+        // SAFETY: `register_wait_in_vec` registered a `Vec`'s buffer, length
+        // and capacity; every record is released, so no CPU refers to them,
+        // and the thread that owned the vector never runs again (this CPU
+        // parks and starts its next life afresh).
+        drop(unsafe { Vec::from_raw_parts(start, len, heap_capacity) });
     }
 }
 
@@ -400,7 +425,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         let t = targets(mask);
         // Allocated in full before any is queued: queued records must not move.
         records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me, cpu)).collect();
-        register_wait(me, &records);
+        register_wait_in_vec(me, &records);
         for rec in &records {
             // SAFETY: fresh locked records in a vector that is neither moved
             // nor dropped before the waits below.
@@ -412,15 +437,33 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         run_locally(f);
         ran.insert(me);
     }
-    wait_for_all(me, &records);
+    for rec in &records {
+        wait_for(rec);
+    }
+    // Unregistered and freed in one step: a CPU parked in between would
+    // leave the vector to nobody.
+    interrupts::without_interrupts(|| {
+        unregister_wait(me);
+        drop(records);
+    });
     ran
+}
+
+fn many_slots(sender: CpuId) -> &'static [NowaitSlot] {
+    MANY_SLOTS[sender.index()].call_once(|| (0..MAX_CPUS).map(|_| NowaitSlot::new()).collect())
+}
+
+/// Makes `sender`'s slots for [`call_many_nowait`] now, not at its first
+/// such call (for a caller that measures the heap).
+pub fn reserve_nowait_slots(sender: CpuId) {
+    many_slots(sender);
 }
 
 /// Runs `f(arg)` on every online CPU of `mask` (and here, with
 /// `include_self`) without waiting. Returns the CPUs it was sent to.
 pub fn call_many_nowait(mask: &CpuSet, f: fn(usize), arg: usize, include_self: bool) -> CpuSet {
     warn_if_irqs_off("call_many_nowait");
-    let slots = MANY_SLOTS[me().index()].call_once(|| (0..MAX_CPUS).map(|_| NowaitSlot::new()).collect());
+    let slots = many_slots(me());
     let mut sent = CpuSet::EMPTY;
     for cpu in targets(mask).iter() {
         if send_nowait(&slots[cpu.index()], cpu, f, arg).is_ok() {

@@ -75,7 +75,6 @@ fn poll_window_us() -> u64 {
 /// The idle loop of every online AP, from its bring-up to its next offlining.
 pub fn idle() -> ! {
     let me = percpu::current_cpu();
-    worker::reset(me);
     let mode = mode();
     // `haltpoll`: poll (again) before the next halt.
     let mut poll_first = true;

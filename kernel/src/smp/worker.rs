@@ -1,7 +1,8 @@
 //! Work for idle CPUs: one job slot per CPU, picked up by the idle loop and
 //! run in thread context with interrupts on (where a cross-call may wait).
 //! Stress and torture run their senders this way. A CPU taken offline
-//! abandons its job; its next life starts idle.
+//! abandons its job (so a job must hold nothing it cannot leave behind);
+//! its next life starts idle.
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -50,7 +51,8 @@ pub fn is_free(cpu: CpuId) -> bool {
     SLOTS[cpu.index()].state.load(Ordering::Acquire) == FREE
 }
 
-/// A CPU starting a new life drops whatever job its last life abandoned.
+/// A CPU about to start a new life (bring-up calls this before it sends
+/// INIT) drops whatever job its last life abandoned.
 pub fn reset(cpu: CpuId) {
     SLOTS[cpu.index()].state.store(FREE, Ordering::Release);
 }

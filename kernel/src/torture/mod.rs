@@ -7,12 +7,16 @@
 //! Run by the test kernel's stress suite (`cargo xtask torture`) and by the
 //! console's `torture` command.
 
+mod ledger;
 mod report;
 mod senders;
 mod stats;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use ledger::Ledger;
 
 use crate::smp::{self, hotplug, worker};
 use crate::time::{self, Deadline};
@@ -80,6 +84,22 @@ pub enum Error {
     NeedsAnotherCpu,
     /// A CPU would not take its sender (its idle-time job slot was busy).
     SenderNotStarted(CpuId),
+    /// The heap cannot hold the run's ledger.
+    OutOfMemory,
+}
+
+/// CPU indices the run's tables cover: every present CPU's.
+fn cpu_slots() -> usize {
+    smp::PRESENT.snapshot().iter().last().map_or(1, |c| c.index() + 1)
+}
+
+/// The ledger of the run in progress, for the senders.
+static CURRENT: AtomicPtr<Ledger> = AtomicPtr::new(core::ptr::null_mut());
+
+fn current_ledger() -> &'static Ledger {
+    // SAFETY: senders run only while `run` keeps the ledger alive (it
+    // waits for them to finish, and leaks the ledger if they do not).
+    unsafe { &*CURRENT.load(Ordering::SeqCst) }
 }
 
 const PROGRESS_MS: u64 = 1_000;
@@ -116,9 +136,19 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
     if senders.is_empty() || (config.hotplug_ms.is_some() && victims.is_empty()) {
         return Err(Error::NeedsAnotherCpu);
     }
+    let ledger: &'static Ledger = Box::leak(Box::new(Ledger::new(cpu_slots()).ok_or(Error::OutOfMemory)?));
+    CURRENT.store(ledger as *const Ledger as *mut Ledger, Ordering::SeqCst);
+    ledger.publish();
+    for cpu in smp::PRESENT.snapshot().iter() {
+        senders::reserve(cpu);
+    }
+    // Everything the run keeps is made: whatever is in use at the end
+    // beyond this was leaked, by a sender abandoned as its CPU went down
+    // or by the kernel's own hotplug path.
+    let heap_before = crate::mem::heap::usage().0;
     for &cpu in &senders {
         if !senders::spawn(cpu) {
-            finish(&senders);
+            finish(&senders, ledger);
             return Err(Error::SenderNotStarted(cpu));
         }
     }
@@ -132,7 +162,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
             None => senders::single(rng.pick(&senders), &mut rng),
             Some(interval) => {
                 time::delay_us(interval * 1000);
-                hotplug_one(rng.pick(&victims), &mut downs, &mut ups);
+                hotplug_one(rng.pick(&victims), ledger, &mut downs, &mut ups);
             }
         }
         if next_progress.expired() {
@@ -144,23 +174,53 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
             });
         }
     }
-    let (senders_finished, settled) = finish(&senders);
-    Ok(Report {
+    let (senders_finished, settled) = finish(&senders, ledger);
+    let heap_after = crate::mem::heap::usage().0;
+    let lost = ledger.unbalanced(&NUMBERED, Some(&KIND_NAMES));
+    let mut sent = stats::load(&STATS.sent);
+    let mut ran = stats::load(&STATS.ran);
+    let mut written_off = 0;
+    for k in NUMBERED {
+        let w;
+        (sent[k], ran[k], w) = ledger.totals(k);
+        written_off += w;
+    }
+    let report = Report {
         ms: config.duration_ms,
-        sent: stats::load(&STATS.sent),
-        ran: stats::load(&STATS.ran),
+        sent,
+        ran,
         offline: stats::load(&STATS.offline),
         busy: STATS.busy.load(Ordering::SeqCst),
         errors: STATS.errors.load(Ordering::SeqCst),
+        lost,
+        written_off,
         abandoned: STATS.abandoned.load(Ordering::SeqCst),
+        heap: (heap_before, heap_after),
         hotplug: config.hotplug_ms.map(|_| (downs, ups)),
         senders_finished,
         settled,
-    })
+    };
+    retire(ledger, senders_finished && settled);
+    Ok(report)
+}
+
+/// The kinds whose every call the ledger names (the set kinds are checked
+/// per target inside each call).
+const NUMBERED: [usize; 4] = [SINGLE, NOWAIT, ASYNC, MANY_NOWAIT];
+
+/// Unpublishes the ledger, and frees it if no call can still reach it.
+fn retire(ledger: &'static Ledger, quiet: bool) {
+    Ledger::retire();
+    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+    if quiet {
+        // SAFETY: made by `Box::leak` in `run`; unpublished, and every
+        // sender and call of the run is over, so nothing refers to it.
+        drop(unsafe { Box::from_raw(ledger as *const Ledger as *mut Ledger) });
+    }
 }
 
 /// Takes `cpu` down if it is online, else brings it up (with a new sender).
-fn hotplug_one(cpu: CpuId, downs: &mut Latency, ups: &mut Latency) {
+fn hotplug_one(cpu: CpuId, ledger: &Ledger, downs: &mut Latency, ups: &mut Latency) {
     let start = time::rdtsc();
     if smp::ONLINE.contains(cpu) {
         match hotplug::cpu_down(cpu) {
@@ -169,6 +229,7 @@ fn hotplug_one(cpu: CpuId, downs: &mut Latency, ups: &mut Latency) {
                 if !worker::is_free(cpu) {
                     STATS.abandoned.fetch_add(1, Ordering::SeqCst);
                 }
+                ledger.resolve_abandoned(&NUMBERED, cpu);
             }
             Err(e) => {
                 downs.failed += 1;
@@ -179,7 +240,9 @@ fn hotplug_one(cpu: CpuId, downs: &mut Latency, ups: &mut Latency) {
         match hotplug::cpu_up(cpu) {
             Ok(()) => {
                 ups.add(time::ticks_to_us(time::rdtsc() - start));
-                senders::spawn(cpu);
+                if !senders::spawn(cpu) {
+                    error(format_args!("{cpu} is back but would not take its sender"));
+                }
             }
             Err(e) => {
                 ups.failed += 1;
@@ -192,7 +255,7 @@ fn hotplug_one(cpu: CpuId, downs: &mut Latency, ups: &mut Latency) {
 /// Stops the senders, brings back every one of them that is offline, and
 /// waits for them to finish and for the non-waiting calls to run. Returns
 /// (senders finished, calls settled).
-fn finish(senders: &[CpuId]) -> (bool, bool) {
+fn finish(senders: &[CpuId], ledger: &Ledger) -> (bool, bool) {
     STOP.store(true, Ordering::SeqCst);
     for &cpu in senders {
         if !smp::ONLINE.contains(cpu)
@@ -203,10 +266,6 @@ fn finish(senders: &[CpuId]) -> (bool, bool) {
     }
     let finished =
         time::wait_until(FINISH_US, || senders.iter().all(|c| worker::is_free(*c) || !smp::ONLINE.contains(*c)));
-    let settled = time::wait_until(SETTLE_US, || {
-        [NOWAIT, ASYNC, MANY_NOWAIT]
-            .iter()
-            .all(|&k| STATS.ran[k].load(Ordering::SeqCst) >= STATS.sent[k].load(Ordering::SeqCst))
-    });
+    let settled = time::wait_until(SETTLE_US, || ledger.unbalanced(&NUMBERED, None) == 0);
     (finished, settled)
 }

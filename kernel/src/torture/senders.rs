@@ -3,12 +3,14 @@
 //! CPU, with the caller's writes visible in and its own visible out. A call
 //! to a CPU that is offline counts as "offline", not as an error.
 
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use smp_core::MAX_CPUS;
 use smp_core::callq::{AsyncFn, CallRecord};
+use spin::Once;
 
+use super::ledger::{self, Ledger, SEQ_BITS};
 use super::stats::{STATS, STOP, WEIGHTS, error};
 use super::{ALL, ASYNC, KIND_NAMES, MANY, MANY_NOWAIT, NOWAIT, SINGLE};
 use crate::smp::calls::{self, CallError};
@@ -44,59 +46,91 @@ fn here() -> CpuId {
     percpu::current_cpu()
 }
 
-/// A non-waiting call's argument: its kind and intended CPU.
-const KIND_SHIFT: usize = 16;
-const CPU_MASK: usize = (1 << KIND_SHIFT) - 1;
-
-fn nowait_target_check(kind_and_cpu: usize) {
-    let (kind, cpu) = (kind_and_cpu >> KIND_SHIFT, kind_and_cpu & CPU_MASK);
-    if here().index() != cpu {
-        error(format_args!("{} call meant for cpu{cpu} ran on {}", KIND_NAMES[kind], here()));
-    }
-    STATS.ran[kind].fetch_add(1, Ordering::SeqCst);
+/// The ledger of the run: the senders only run while it is published.
+fn ledger() -> &'static Ledger {
+    super::current_ledger()
 }
 
-/// Async records are per (sender, target): a record is released *before*
-/// its function runs (that is the ASYNC rule), so the sender may already
-/// have re-queued it elsewhere by then; the function therefore learns its
-/// intended CPU from where the record sits, never from the record's route.
-const ASYNC_TARGETS: usize = 16;
-static ASYNC_RECORDS: [[CallRecord<'static>; ASYNC_TARGETS]; MAX_CPUS] =
-    [const { [const { CallRecord::new_async(AsyncFn::Record(async_ran), "stress-async") }; ASYNC_TARGETS] }; MAX_CPUS];
+/// A non-waiting call's argument: kind, sender, target and its number on
+/// that channel (see `ledger`).
+const CPU_BITS: u32 = 16;
+const CPU_MASK: usize = (1 << CPU_BITS) - 1;
+const SEQ_SHIFT: u32 = 2 * CPU_BITS;
+const KIND_SHIFT: u32 = SEQ_SHIFT + SEQ_BITS;
+
+fn nowait_arg(kind: usize, sender: CpuId, target: CpuId, seq: u32) -> usize {
+    kind << KIND_SHIFT | (seq as usize) << SEQ_SHIFT | sender.index() << CPU_BITS | target.index()
+}
+
+fn nowait_ran(arg: usize) {
+    let kind = arg >> KIND_SHIFT;
+    let seq = ((arg >> SEQ_SHIFT) & ((1 << SEQ_BITS) - 1)) as u32;
+    let cpu = |i: usize| CpuId::new(i).expect("a CPU index the sender wrote");
+    let (sender, target) = (cpu((arg >> CPU_BITS) & CPU_MASK), cpu(arg & CPU_MASK));
+    ledger::ran_numbered(kind, KIND_NAMES[kind], sender, target, seq);
+}
+
+/// Async records, one per (sender, target) for every present CPU, made
+/// once: a record is released *before* its function runs (that is the
+/// ASYNC rule), so the sender may already have re-queued it elsewhere by
+/// then; the function therefore learns sender and target from where the
+/// record sits, never from the record's route.
+static ASYNC_RECORDS: Once<(usize, Box<[CallRecord<'static>]>)> = Once::new();
+
+fn async_records() -> &'static (usize, Box<[CallRecord<'static>]>) {
+    ASYNC_RECORDS.call_once(|| {
+        let n = super::cpu_slots();
+        (n, (0..n * n).map(|_| CallRecord::new_async(AsyncFn::Record(async_ran), "stress-async")).collect())
+    })
+}
 
 fn async_ran(rec: &'static CallRecord<'static>) {
-    let base = ASYNC_RECORDS.as_ptr().cast::<CallRecord<'static>>() as usize;
-    let index = (rec as *const CallRecord<'static> as usize - base) / core::mem::size_of::<CallRecord<'static>>();
-    let target = index % ASYNC_TARGETS;
-    if here().index() != target {
-        error(format_args!("async call meant for cpu{target} ran on {}", here()));
-    }
-    STATS.ran[ASYNC].fetch_add(1, Ordering::SeqCst);
+    let (n, records) = async_records();
+    let index = (rec as *const CallRecord<'static> as usize - records.as_ptr() as usize)
+        / core::mem::size_of::<CallRecord<'static>>();
+    let cpu = |i: usize| CpuId::new(i).expect("a record of a present CPU");
+    ledger::ran_async(ASYNC, cpu(index / n), cpu(index % n));
+}
+
+/// Per sender, the run counts of its set calls, made once: a sender taken
+/// down in the middle of a call must not leave an allocation behind.
+static MANY_COUNTS: [Once<Box<[AtomicU32]>>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+
+fn many_counts(sender: CpuId) -> &'static [AtomicU32] {
+    MANY_COUNTS[sender.index()].call_once(|| (0..MAX_CPUS).map(|_| AtomicU32::new(0)).collect())
+}
+
+/// Everything a sender on `cpu` will use, made before the run measures the
+/// heap, so that the heap in use at the end must equal that at the start.
+pub(super) fn reserve(cpu: CpuId) {
+    async_records();
+    many_counts(cpu);
+    calls::reserve_nowait_slots(cpu);
 }
 
 /// One waiting call with the in/out checks.
 pub(super) fn single(target: CpuId, rng: &mut Rng) {
+    let me = here();
     let token = rng.next() | 1;
     let runs = AtomicU32::new(0);
-    let seen_in = AtomicU64::new(0);
     let ran_on = AtomicU32::new(u32::MAX);
     let mut out = 0u64;
     let out_ptr = &mut out as *mut u64 as usize;
+    let seq = ledger().attempt(SINGLE, me, target);
     let r = calls::call_single(target, "stress-single", &|| {
         runs.fetch_add(1, Ordering::Relaxed);
-        seen_in.store(token, Ordering::Relaxed);
         ran_on.store(here().index() as u32, Ordering::Relaxed);
+        ledger::ran_numbered(SINGLE, "single", me, target, seq);
         // SAFETY: the waiter does not touch `out` until the call returned.
         unsafe { (out_ptr as *mut u64).write(token.rotate_left(7)) };
     });
+    ledger().settle_attempt(SINGLE, me, target, seq, r.is_ok());
     match r {
         Err(CallError::Offline(_)) => {
             STATS.offline[SINGLE].fetch_add(1, Ordering::Relaxed);
         }
         Err(CallError::Busy) => error(format_args!("waiting call reported Busy")),
         Ok(()) => {
-            STATS.sent[SINGLE].fetch_add(1, Ordering::Relaxed);
-            STATS.ran[SINGLE].fetch_add(runs.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
             if runs.load(Ordering::Relaxed) != 1
                 || ran_on.load(Ordering::Relaxed) != target.index() as u32
                 || out != token.rotate_left(7)
@@ -113,7 +147,10 @@ pub(super) fn single(target: CpuId, rng: &mut Rng) {
 
 /// One waiting set call: every CPU in the returned set ran it exactly once.
 fn many(kind: usize, mask: &CpuSet) {
-    let counts: Vec<AtomicU32> = (0..MAX_CPUS).map(|_| AtomicU32::new(0)).collect();
+    let counts = many_counts(here());
+    for c in counts {
+        c.store(0, Ordering::Relaxed);
+    }
     let f = || {
         counts[here().index()].fetch_add(1, Ordering::Relaxed);
     };
@@ -135,6 +172,17 @@ fn many(kind: usize, mask: &CpuSet) {
     }
 }
 
+/// A numbered non-waiting call to `target` through `send`.
+fn numbered_nowait(kind: usize, target: CpuId, send: impl FnOnce(usize) -> bool) {
+    let me = here();
+    let seq = ledger().attempt(kind, me, target);
+    let sent = send(nowait_arg(kind, me, target, seq));
+    ledger().settle_attempt(kind, me, target, seq, sent);
+    if !sent {
+        STATS.offline[kind].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 fn pick_kind(rng: &mut Rng) -> usize {
     let total: u64 = WEIGHTS.iter().map(|w| w.load(Ordering::Relaxed) as u64).sum();
     let mut r = rng.below(total);
@@ -151,60 +199,45 @@ fn pick_kind(rng: &mut Rng) -> usize {
 /// How many CPUs a many/all call picks at random for its mask.
 const MASK_PICKS: usize = 3;
 
-/// The sender loop every CPU runs until `STOP`.
+/// The sender loop every CPU runs until `STOP`. It allocates nothing: a
+/// CPU taken down abandons it where it stands.
 fn sender(seed: usize) {
     let mut rng = Rng::new(seed as u64);
-    let present: Vec<CpuId> = smp::PRESENT.snapshot().iter().collect();
+    let present = smp::PRESENT.snapshot();
+    let pick = |rng: &mut Rng| present.iter().nth(rng.below(present.len() as u64) as usize).unwrap_or(CpuId::BOOT);
     while !STOP.load(Ordering::Relaxed) {
-        let target = rng.pick(&present);
+        let target = pick(&mut rng);
         match pick_kind(&mut rng) {
             SINGLE => single(target, &mut rng),
-            NOWAIT => {
-                match calls::call_single_nowait(target, nowait_target_check, NOWAIT << KIND_SHIFT | target.index()) {
-                    Ok(()) => {
-                        STATS.sent[NOWAIT].fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(_) => {
-                        STATS.offline[NOWAIT].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            ASYNC if target.index() < ASYNC_TARGETS => {
-                let rec = &ASYNC_RECORDS[here().index()][target.index()];
+            NOWAIT => numbered_nowait(NOWAIT, target, |arg| calls::call_single_nowait(target, nowait_ran, arg).is_ok()),
+            ASYNC => {
+                let (n, records) = async_records();
+                let rec = &records[here().index() * n + target.index()];
                 // Interrupts off: the send and its count are one step, even
                 // if a stop-machine wants to park this CPU.
-                x86_64::instructions::interrupts::without_interrupts(|| match calls::call_single_async(target, rec) {
-                    Ok(()) => {
-                        STATS.sent[ASYNC].fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(CallError::Busy) => {
-                        STATS.busy.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(CallError::Offline(_)) => {
-                        STATS.offline[ASYNC].fetch_add(1, Ordering::Relaxed);
+                x86_64::instructions::interrupts::without_interrupts(|| {
+                    match ledger().count_async(ASYNC, here(), target, || calls::call_single_async(target, rec)) {
+                        Ok(()) => {}
+                        Err(CallError::Busy) => {
+                            STATS.busy.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(CallError::Offline(_)) => {
+                            STATS.offline[ASYNC].fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 });
             }
             kind @ (MANY | ALL) => {
                 let mut mask = CpuSet::EMPTY;
                 for _ in 0..MASK_PICKS {
-                    mask.insert(rng.pick(&present));
+                    mask.insert(pick(&mut rng));
                 }
                 many(kind, &mask);
             }
-            _ => {
-                let mask = CpuSet::single(target);
-                let sent = calls::call_many_nowait(
-                    &mask,
-                    nowait_target_check,
-                    MANY_NOWAIT << KIND_SHIFT | target.index(),
-                    false,
-                );
-                STATS.sent[MANY_NOWAIT].fetch_add(sent.len() as u64, Ordering::SeqCst);
-                if sent.is_empty() && target != here() {
-                    STATS.offline[MANY_NOWAIT].fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            _ => numbered_nowait(MANY_NOWAIT, target, |arg| {
+                // To itself the call runs here at once.
+                !calls::call_many_nowait(&CpuSet::single(target), nowait_ran, arg, true).is_empty()
+            }),
         }
     }
 }

@@ -90,7 +90,10 @@ fn stop_machine_a_late_ack_and_the_abort_have_one_winner() -> Outcome {
     let down = hotplug::cpu_down(x);
     hooks::release("stop_machine.disable-irq");
     hooks::release("stop_machine.before-abort");
-    kassert!(LATE_ACK_ARRIVED.load(Ordering::SeqCst), "{x} never ran its dying steps after its late ack: the race was not forced");
+    kassert!(
+        LATE_ACK_ARRIVED.load(Ordering::SeqCst),
+        "{x} never ran its dying steps after its late ack: the race was not forced"
+    );
     match down {
         Ok(()) => {
             kassert_eq!(hotplug::state(x), CpuState::Offline);
