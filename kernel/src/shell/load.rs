@@ -34,7 +34,7 @@ pub fn torture(arg: Option<&str>) -> Result<String, String> {
     );
     let report = torture::run(&config, &mut |p| {
         println_raw!("torture: {} s left, {} calls, {} CPUs online", p.ms_left.div_ceil(1000), p.calls, p.online);
-    })
+    }, None)
     .map_err(|e| format!("torture did not start: {e:?}"))?;
     let mut out = report.lines().join("\n");
     let _ = write!(

@@ -62,6 +62,9 @@ pub struct Counters {
     pub watchdog_reports: AtomicU64,
     /// IPIs that reached this CPU while offline with calls queued (sender bugs).
     pub offline_warnings: AtomicU64,
+    /// Calls this CPU queued to a CPU that was not online (the early
+    /// sender warning: it got past the online check, a sender bug).
+    pub raced_sends: AtomicU64,
 }
 
 static COUNTERS: [CachePadded<Counters>; MAX_CPUS] = [const {
@@ -73,6 +76,7 @@ static COUNTERS: [CachePadded<Counters>; MAX_CPUS] = [const {
         calls_run: AtomicU64::new(0),
         watchdog_reports: AtomicU64::new(0),
         offline_warnings: AtomicU64::new(0),
+        raced_sends: AtomicU64::new(0),
     })
 }; MAX_CPUS];
 
@@ -117,8 +121,11 @@ fn may_send_to(cpu: CpuId) -> bool {
 /// docs/rules.md, Cross-calls 9: a sender that got past the online check
 /// with a target that is no longer online raced with offlining. Warn at the
 /// sender, early.
+/// Every way of sending calls it, after its online check, with interrupts
+/// off and before it queues.
 fn warn_if_raced(cpu: CpuId, name: &str) {
     if !super::ONLINE.contains(cpu) {
+        COUNTERS[me().index()].raced_sends.fetch_add(1, Ordering::Relaxed);
         log::warn!("cross-call {name} queued to {cpu}, which is not online: the sender raced with offlining");
     }
 }
@@ -303,8 +310,11 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
 /// is still in flight, `Offline` if `cpu` is not online.
 pub fn call_single_async(cpu: CpuId, rec: &'static CallRecord<'static>) -> Result<(), CallError> {
     interrupts::without_interrupts(|| {
-        if cpu != me() && !may_send_to(cpu) {
-            return Err(CallError::Offline(cpu));
+        if cpu != me() {
+            if !may_send_to(cpu) {
+                return Err(CallError::Offline(cpu));
+            }
+            warn_if_raced(cpu, rec.name());
         }
         let owed = queue(cpu).push_async(rec, me(), cpu).map_err(|Busy| CallError::Busy)?;
         if cpu == me() {
@@ -405,11 +415,14 @@ pub fn call_single_nowait(cpu: CpuId, f: fn(usize), arg: usize) -> Result<(), Ca
     send_nowait(&SINGLE_SLOTS[me().index()], cpu, f, arg)
 }
 
-/// Which CPUs a set call goes to: `mask ∩ online`, minus the caller unless
-/// `include_self`.
+/// Which CPUs a set call goes to: the CPUs of `mask` that pass the online
+/// check (`mask ∩ online`), minus the caller.
 fn targets(mask: &CpuSet) -> CpuSet {
-    let mut t = mask.intersection(&super::ONLINE.snapshot());
-    t.remove(me());
+    let me = me();
+    let mut t = CpuSet::EMPTY;
+    for cpu in mask.iter().filter(|c| *c != me && may_send_to(*c)) {
+        t.insert(cpu);
+    }
     t
 }
 
@@ -427,6 +440,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me, cpu)).collect();
         register_wait_in_vec(me, &records);
         for rec in &records {
+            warn_if_raced(rec.target(), name);
             // SAFETY: fresh locked records in a vector that is neither moved
             // nor dropped before the waits below.
             unsafe { enqueue(rec.target(), rec) };

@@ -172,6 +172,8 @@ pub fn stop_other_cpus(reason: Reason) -> Report {
         stop_this_cpu(Method::Itself, None);
     }
     REASON_CRASH.store(reason == Reason::Crash, Ordering::SeqCst);
+    // Test hook: act once this CPU has won, before its first attempt.
+    let _ = crate::hooks::point("stop.won", me);
     let mut attempts = 0;
     for attempt in 1..=max_attempts() {
         let targets = still_running(me);
@@ -225,6 +227,13 @@ pub fn stop_this_cpu(how: Method, frame: Option<&x86_64::structures::idt::Interr
     x86_64::instructions::interrupts::disable();
     let me = percpu::current();
     let cpu = me.cpu();
+    if crate::hooks::point("stop.deaf", cpu) == crate::hooks::Action::Fail {
+        // Test hook: a wedged CPU, which takes the STOP and the NMIs but
+        // never gets as far as saying it stopped.
+        loop {
+            core::hint::spin_loop();
+        }
+    }
     if REASON_CRASH.load(Ordering::SeqCst) {
         let r = &RECORDS[cpu.index()];
         // From an interrupt: where it was interrupted. Stopping itself:

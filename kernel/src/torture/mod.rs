@@ -67,6 +67,32 @@ pub struct Config {
     pub weights: Weights,
 }
 
+/// A fault injector, for a kernel built with test hooks: around each
+/// hotplug operation it may arm one fault (a step that fails, a CPU held at
+/// a hook past a timeout, a CPU that never answers its SIPI, one that
+/// stalls with interrupts off through a stop-machine).
+pub trait Faults {
+    /// Before the operation on `cpu` (`up`: bringing it up): arms at most
+    /// one fault, and names it.
+    fn arm(&mut self, cpu: CpuId, up: bool) -> Option<&'static str>;
+    /// After the operation returned, whatever it returned: disarms and
+    /// releases whatever was armed.
+    fn disarm(&mut self, cpu: CpuId);
+}
+
+/// The fault kinds a run can count (more are counted as one "other").
+pub const FAULT_KINDS: usize = 12;
+
+/// One kind of fault: how often it was injected and how often the
+/// operation then failed; every one left the machine consistent, or the
+/// run has an error.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FaultCount {
+    pub name: &'static str,
+    pub injected: u64,
+    pub op_failed: u64,
+}
+
 /// Passed to the progress callback about once a second.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress {
@@ -123,7 +149,11 @@ impl Drop for RunGuard {
 /// calling `progress` about once a second; then brings back every CPU it
 /// took down, waits (bounded) for the senders and the last calls, and
 /// returns the books. Call it from thread context on one CPU.
-pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Report, Error> {
+pub fn run(
+    config: &Config,
+    progress: &mut dyn FnMut(&Progress),
+    mut faults: Option<&mut dyn Faults>,
+) -> Result<Report, Error> {
     if RUNNING.swap(true, Ordering::SeqCst) {
         return Err(Error::AlreadyRunning);
     }
@@ -154,6 +184,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
     }
     let (mut downs, mut ups) = (Latency::default(), Latency::default());
     let mut rng = Rng::new(me.index() as u64);
+    let mut fault_counts = [FaultCount::default(); FAULT_KINDS];
     let end = Deadline::after_ms(config.duration_ms);
     let mut next_progress = Deadline::after_ms(PROGRESS_MS);
     while !end.expired() {
@@ -162,7 +193,17 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
             None => senders::single(rng.pick(&senders), &mut rng),
             Some(interval) => {
                 time::delay_us(interval * 1000);
-                hotplug_one(rng.pick(&victims), ledger, &mut downs, &mut ups);
+                let cpu = rng.pick(&victims);
+                let up = !smp::ONLINE.contains(cpu);
+                let fault = faults.as_deref_mut().and_then(|f| f.arm(cpu, up));
+                let r = hotplug_one(cpu, up, fault.is_some(), &mut downs, &mut ups);
+                if let Some(f) = faults.as_deref_mut() {
+                    f.disarm(cpu);
+                }
+                if let Some(name) = fault {
+                    count_fault(&mut fault_counts, name, r.is_err());
+                }
+                after_hotplug(cpu, up, &r, ledger);
             }
         }
         if next_progress.expired() {
@@ -197,6 +238,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> Result<Repor
         abandoned: STATS.abandoned.load(Ordering::SeqCst),
         heap: (heap_before, heap_after),
         hotplug: config.hotplug_ms.map(|_| (downs, ups)),
+        faults: fault_counts.into_iter().filter(|f| f.injected != 0).collect(),
         senders_finished,
         settled,
     };
@@ -219,36 +261,78 @@ fn retire(ledger: &'static Ledger, quiet: bool) {
     }
 }
 
-/// Takes `cpu` down if it is online, else brings it up (with a new sender).
-fn hotplug_one(cpu: CpuId, ledger: &Ledger, downs: &mut Latency, ups: &mut Latency) {
+fn count_fault(counts: &mut [FaultCount; FAULT_KINDS], name: &'static str, op_failed: bool) {
+    let i = counts.iter().position(|c| c.name == name || c.injected == 0).unwrap_or(FAULT_KINDS - 1);
+    if counts[i].injected == 0 {
+        counts[i].name = if i == FAULT_KINDS - 1 { "other" } else { name };
+    }
+    counts[i].injected += 1;
+    counts[i].op_failed += op_failed as u64;
+}
+
+/// Takes `cpu` down (or brings it up, with `up`). A failure is an error
+/// unless a fault was injected into it.
+fn hotplug_one(
+    cpu: CpuId,
+    up: bool,
+    faulty: bool,
+    downs: &mut Latency,
+    ups: &mut Latency,
+) -> Result<(), hotplug::HotplugError> {
     let start = time::rdtsc();
-    if smp::ONLINE.contains(cpu) {
-        match hotplug::cpu_down(cpu) {
-            Ok(()) => {
-                downs.add(time::ticks_to_us(time::rdtsc() - start));
-                if !worker::is_free(cpu) {
-                    STATS.abandoned.fetch_add(1, Ordering::SeqCst);
-                }
-                ledger.resolve_abandoned(&NUMBERED, cpu);
-            }
-            Err(e) => {
-                downs.failed += 1;
-                error(format_args!("cpu_down({cpu}): {e:?}"));
+    let (r, latency) =
+        if up { (hotplug::cpu_up(cpu), ups) } else { (hotplug::cpu_down(cpu), downs) };
+    match r {
+        Ok(()) => latency.add(time::ticks_to_us(time::rdtsc() - start)),
+        Err(e) => {
+            latency.failed += 1;
+            if !faulty {
+                error(format_args!("{}({cpu}): {e:?}", if up { "cpu_up" } else { "cpu_down" }));
             }
         }
-    } else {
-        match hotplug::cpu_up(cpu) {
-            Ok(()) => {
-                ups.add(time::ticks_to_us(time::rdtsc() - start));
-                if !senders::spawn(cpu) {
-                    error(format_args!("{cpu} is back but would not take its sender"));
-                }
-            }
-            Err(e) => {
-                ups.failed += 1;
-                error(format_args!("cpu_up({cpu}): {e:?}"));
-            }
+    }
+    r
+}
+
+/// How long a CPU whose down did not wait for its park (an injected hold)
+/// may take to park once released.
+const LATE_PARK_MS: u64 = 5_000;
+
+/// After a hotplug operation (and its fault, released): the CPU must be
+/// where the answer says, every stack must have one owner, and a CPU that
+/// went down has its abandoned sender settled; one that came up gets a new
+/// sender.
+fn after_hotplug(cpu: CpuId, up: bool, r: &Result<(), hotplug::HotplugError>, ledger: &Ledger) {
+    use hotplug::{CpuState, HotplugError};
+    let went_down = match (up, r) {
+        (false, Ok(())) => true,
+        (false, Err(HotplugError::NotParked(_))) => hotplug::wait_parked(cpu, LATE_PARK_MS),
+        _ => false,
+    };
+    let state = hotplug::state(cpu);
+    let active = smp::ACTIVE.contains(cpu);
+    let consistent = match (up, r.is_ok(), went_down) {
+        (false, _, true) | (true, false, _) => state == CpuState::Offline && !active,
+        (false, _, false) | (true, true, _) => state == CpuState::Online && active,
+    };
+    if !consistent {
+        error(format_args!(
+            "{} of {cpu} returned {r:?}, and then {cpu} is {state:?}, {}active",
+            if up { "cpu_up" } else { "cpu_down" },
+            if active { "" } else { "not " }
+        ));
+    }
+    if !smp::bringup::stacks_have_one_owner() {
+        error(format_args!("after a hotplug of {cpu}, two CPUs own one stack"));
+    }
+    if went_down {
+        if !worker::is_free(cpu) {
+            STATS.abandoned.fetch_add(1, Ordering::SeqCst);
         }
+        ledger.resolve_abandoned(&NUMBERED, cpu);
+    }
+    if up && r.is_ok() && !senders::spawn(cpu) {
+        error(format_args!("{cpu} is back but would not take its sender"));
     }
 }
 

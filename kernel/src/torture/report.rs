@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{KIND_NAMES, KINDS};
+use super::{FaultCount, KIND_NAMES, KINDS};
 
 /// Latencies of one kind of hotplug operation, in microseconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +54,8 @@ pub struct Report {
     pub heap: (usize, usize),
     /// `None`: the cross-call stress alone.
     pub hotplug: Option<(Latency, Latency)>,
+    /// Faults injected, per kind (empty without an injector).
+    pub faults: Vec<FaultCount>,
     /// Every sender finished after the end.
     pub senders_finished: bool,
     /// Every non-waiting call sent had run by the end.
@@ -108,6 +110,12 @@ impl Report {
         if let Some((down, up)) = &self.hotplug {
             out.push(format!("torture: {}", down.line("cpu_down")));
             out.push(format!("torture: {}", up.line("cpu_up")));
+        }
+        for f in &self.faults {
+            out.push(format!(
+                "torture: fault {:24} injected {:5}, operation failed {:5}, machine consistent after each",
+                f.name, f.injected, f.op_failed
+            ));
         }
         out
     }

@@ -16,6 +16,7 @@ mod calls;
 mod console;
 mod debug;
 mod examples;
+mod faults;
 mod hotplug;
 mod idle;
 mod stop;

@@ -20,6 +20,8 @@ pub const TESTS: &[Test] = &[
     // attempt needed); with more, the others take the STOP IPI: either way
     // one report, every CPU stopped, every record saved.
     ktest!(cpu_without_an_idt_yet_is_stopped_by_init).min_cpus(3).params("smp.boot_aps=0"),
+    ktest!(a_second_stopper_stops_itself).min_cpus(2).fresh_boot(),
+    ktest!(a_cpu_that_never_stops_is_named).min_cpus(2).params("stop.max_attempts=2;stop.wait_ms=200"),
     ktest!(two_cpus_panicking_at_once_give_one_report).min_cpus(2).expect_panic("crash records: all"),
     ktest!(panic_inside_stop_machine_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
     ktest!(panic_inside_hotplug_still_stops_everyone).min_cpus(3).expect_panic("all other CPUs stopped"),
@@ -125,6 +127,46 @@ fn cpu_without_an_idt_yet_is_stopped_by_init() -> Outcome {
     kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
     kassert!(matches!(stop::how_stopped(held), Some((Method::Init, n)) if n >= 2), "{:?}", stop::how_stopped(held));
     kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
+    Ok(())
+}
+
+static SECOND: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn try_to_stop_everyone(_: usize) {
+    SECOND.store(percpu::current_cpu().index() as u32, Ordering::SeqCst);
+    // Loses: the boot CPU won first, so this stops itself here.
+    let _ = stop::stop_other_cpus(Reason::Stop);
+}
+
+/// Runs on the winner before its first attempt: lets a second CPU try.
+fn let_a_second_stopper_try() {
+    let Some(second) = CpuId::new(SECOND.load(Ordering::SeqCst) as usize) else { return };
+    let _ = calls::call_single_nowait(second, try_to_stop_everyone, 0);
+    kernel::time::wait_until(2_000_000, || stop::STOPPED.contains(second));
+}
+
+/// The second of two stoppers does not compete (no deadlock between the
+/// two): it stops itself, and the winner's report says so.
+fn a_second_stopper_stops_itself() -> Outcome {
+    let second = others().iter().next().ok_or(Failure("no other CPU".into()))?;
+    SECOND.store(second.index() as u32, Ordering::SeqCst);
+    hooks::arm("stop.won", Some(CpuId::BOOT), Mode::Call(let_a_second_stopper_try));
+    let report = stop::stop_other_cpus(Reason::Stop);
+    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
+    kassert!(matches!(stop::how_stopped(second), Some((Method::Itself, _))), "{:?}", stop::how_stopped(second));
+    Ok(())
+}
+
+/// A CPU that takes the STOP IPI and the NMI but never stops: after the
+/// last attempt the report names it, and only it.
+fn a_cpu_that_never_stops_is_named() -> Outcome {
+    let targets = others();
+    let deaf = targets.iter().last().ok_or(Failure("no other CPU".into()))?;
+    hooks::arm("stop.deaf", Some(deaf), Mode::Fail);
+    let report = stop::stop_other_cpus(Reason::Stop);
+    kassert_eq!(report.not_stopped, CpuSet::single(deaf));
+    kassert_eq!(report.attempts, 2);
+    kassert_eq!(report.stopped, targets.difference(&CpuSet::single(deaf)));
     Ok(())
 }
 

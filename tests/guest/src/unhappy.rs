@@ -24,6 +24,9 @@ pub const TESTS: &[Test] = &[
     ktest!(bringup_a_no_show_leaves_every_stack_with_one_owner).min_cpus(3),
     ktest!(cpu_down_is_an_error_until_the_cpu_parks).min_cpus(2).params("hotplug.park_timeout_ms=300"),
     ktest!(a_failed_cpu_down_leaves_active_as_it_was).min_cpus(3).params("stop_machine.timeout_ms=300"),
+    ktest!(every_call_kind_warns_early_when_it_got_past_the_online_check).min_cpus(3),
+    ktest!(hotplug_from_two_cpus_at_once_is_serialised).min_cpus(4).timeout_ms(120_000),
+    ktest!(two_stop_machines_at_once_run_one_after_the_other).min_cpus(2).timeout_ms(60_000),
 ];
 
 fn err(e: impl core::fmt::Debug) -> Failure {
@@ -315,4 +318,150 @@ fn a_failed_cpu_down_leaves_active_as_it_was() -> Outcome {
     kernel::time::delay_us(50_000);
     works(x)?;
     works(stuck)
+}
+
+static RACE_STARTED: AtomicBool = AtomicBool::new(false);
+static RACE_DONE: AtomicBool = AtomicBool::new(false);
+static RACED_RUNS: AtomicU32 = AtomicU32::new(0);
+static RACED_RECORD: smp_core::callq::CallRecord<'static> =
+    smp_core::callq::CallRecord::new_async(smp_core::callq::AsyncFn::Arg(raced_ran, 0), "raced-async");
+
+fn raced_ran(_: usize) {
+    RACED_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// On a prober CPU, once X sits in its offline window (out of `online`,
+/// interrupts on): one call of every kind from a sender that skips the
+/// online check (test hook), as a sender that raced with offlining would.
+fn send_every_kind_past_the_check(x: usize) {
+    let x = CpuId::new(x).expect("cpu");
+    // A call handler runs with interrupts off; this one waits through a
+    // stop-machine and for calls, so it lets interrupts in.
+    x86_64::instructions::interrupts::enable();
+    RACE_STARTED.store(true, Ordering::SeqCst);
+    if kernel::time::wait_until(5_000_000, || hooks::reached("hotplug.offline-window") > 0) {
+        let only_x = CpuSet::single(x);
+        hooks::arm("calls.skip-online-check", None, Mode::Fail);
+        let _ = calls::call_single(x, "raced-single", &|| raced_ran(0));
+        let _ = calls::call_single_nowait(x, raced_ran, 0);
+        let _ = calls::call_single_async(x, &RACED_RECORD);
+        calls::call_many(&only_x, "raced-many", false, &|| raced_ran(0));
+        calls::call_many_nowait(&only_x, raced_ran, 0, false);
+        hooks::release("calls.skip-online-check");
+        kernel::time::wait_until(2_000_000, || RACED_RUNS.load(Ordering::SeqCst) == 5);
+    }
+    hooks::release("hotplug.offline-window");
+    RACE_DONE.store(true, Ordering::SeqCst);
+    x86_64::instructions::interrupts::disable();
+}
+
+/// Docs rule Cross-calls 9: a sender that got past the online check with a
+/// target no longer online warns at once, whatever kind of call it makes
+/// (the five kinds), and the warning is counted at the sender.
+fn every_call_kind_warns_early_when_it_got_past_the_online_check() -> Outcome {
+    let x = last_ap()?;
+    let prober = aps().find(|c| *c != x).ok_or(Failure("no prober".into()))?;
+    let raced = calls::counters(prober).raced_sends.load(Ordering::SeqCst);
+    RACED_RUNS.store(0, Ordering::SeqCst);
+    RACE_STARTED.store(false, Ordering::SeqCst);
+    RACE_DONE.store(false, Ordering::SeqCst);
+    hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
+    calls::call_single_nowait(prober, send_every_kind_past_the_check, x.index()).map_err(err)?;
+    kassert!(kernel::time::wait_until(5_000_000, || RACE_STARTED.load(Ordering::SeqCst)), "the prober never started");
+    // Returns once X parks, which the prober lets it do when done.
+    let down = hotplug::cpu_down(x);
+    hooks::release("hotplug.offline-window");
+    down.map_err(err)?;
+    kassert!(RACE_DONE.load(Ordering::SeqCst), "the prober never finished");
+    let warned = calls::counters(prober).raced_sends.load(Ordering::SeqCst) - raced;
+    kassert!(warned == 5, "{warned} of the 5 kinds warned at the sender");
+    kassert_eq!(RACED_RUNS.load(Ordering::SeqCst), 5);
+    hotplug::cpu_up(x).map_err(err)?;
+    works(x)
+}
+
+static CYCLES_DONE: AtomicBool = AtomicBool::new(false);
+static CYCLE_ERRORS: AtomicU32 = AtomicU32::new(0);
+const CYCLES: usize = 20;
+
+fn cycle(cpu: CpuId) -> u32 {
+    let mut errors = 0;
+    for _ in 0..CYCLES {
+        if hotplug::cpu_down(cpu).is_err() {
+            errors += 1;
+        }
+        if hotplug::cpu_up(cpu).is_err() {
+            errors += 1;
+        }
+    }
+    errors
+}
+
+fn cycle_on_worker(cpu: usize) {
+    CYCLE_ERRORS.store(cycle(CpuId::new(cpu).expect("cpu")), Ordering::SeqCst);
+    CYCLES_DONE.store(true, Ordering::SeqCst);
+}
+
+/// The boot CPU and a worker CPU each take a CPU of their own down and up,
+/// at the same time: the requests are serialised, and every one succeeds.
+fn hotplug_from_two_cpus_at_once_is_serialised() -> Outcome {
+    let mut aps = aps();
+    let (worker_cpu, x, y) = match (aps.next(), aps.next(), aps.next()) {
+        (Some(w), Some(x), Some(y)) => (w, x, y),
+        _ => return Err(Failure("needs three APs".into())),
+    };
+    CYCLES_DONE.store(false, Ordering::SeqCst);
+    let ops = hotplug::STATS.ups.load(Ordering::SeqCst) + hotplug::STATS.downs.load(Ordering::SeqCst);
+    worker::spawn(worker_cpu, cycle_on_worker, x.index()).map_err(err)?;
+    let here = cycle(y);
+    kassert!(kernel::time::wait_until(60_000_000, || CYCLES_DONE.load(Ordering::SeqCst)), "the worker's cycles never ended");
+    kassert_eq!((here, CYCLE_ERRORS.load(Ordering::SeqCst)), (0, 0));
+    let done = hotplug::STATS.ups.load(Ordering::SeqCst) + hotplug::STATS.downs.load(Ordering::SeqCst) - ops;
+    kassert_eq!(done, 4 * CYCLES as u64);
+    works(x)?;
+    works(y)
+}
+
+static STOPS_DONE: AtomicBool = AtomicBool::new(false);
+static STOP_FAILURES: AtomicU32 = AtomicU32::new(0);
+static IN_RUN_NOW: AtomicU32 = AtomicU32::new(0);
+static OVERLAPS: AtomicU32 = AtomicU32::new(0);
+const STOPS: usize = 50;
+
+fn stops() -> u32 {
+    let me = percpu::current_cpu();
+    let mut failures = 0;
+    for _ in 0..STOPS {
+        let r = stop_machine::stop_machine(&CpuSet::single(me), &|_| {
+            if IN_RUN_NOW.fetch_add(1, Ordering::SeqCst) != 0 {
+                OVERLAPS.fetch_add(1, Ordering::SeqCst);
+            }
+            kernel::time::delay_us(100);
+            IN_RUN_NOW.fetch_sub(1, Ordering::SeqCst);
+        });
+        failures += r.is_err() as u32;
+    }
+    failures
+}
+
+fn stops_on_worker(_: usize) {
+    STOP_FAILURES.store(stops(), Ordering::SeqCst);
+    STOPS_DONE.store(true, Ordering::SeqCst);
+}
+
+/// Two CPUs start stop-machines at the same time, over and over: one runs
+/// at a time (their functions never overlap), and the one that waits still
+/// takes part in the other's.
+fn two_stop_machines_at_once_run_one_after_the_other() -> Outcome {
+    let other = last_ap()?;
+    STOPS_DONE.store(false, Ordering::SeqCst);
+    OVERLAPS.store(0, Ordering::SeqCst);
+    let runs = stop_machine::runs();
+    worker::spawn(other, stops_on_worker, 0).map_err(err)?;
+    let here = stops();
+    kassert!(kernel::time::wait_until(30_000_000, || STOPS_DONE.load(Ordering::SeqCst)), "the worker's stop-machines never ended");
+    kassert_eq!((here, STOP_FAILURES.load(Ordering::SeqCst)), (0, 0));
+    kassert_eq!(OVERLAPS.load(Ordering::SeqCst), 0);
+    kassert_eq!(stop_machine::runs() - runs, 2 * STOPS as u64);
+    works(other)
 }
