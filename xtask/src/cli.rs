@@ -378,6 +378,12 @@ pub struct TortureArgs {
     /// No hotplug: run the plain cross-call stress instead.
     #[arg(long, conflicts_with = "hotplug_ms")]
     pub no_hotplug: bool,
+    /// Inject faults into every other hotplug operation (step failures both
+    /// ways, CPUs held past the stop-machine, bring-up and park timeouts,
+    /// CPUs that never answer their SIPI or stall with interrupts off), with
+    /// short timeouts; the verdict also counts each kind of fault.
+    #[arg(long, conflicts_with = "no_hotplug")]
+    pub faults: bool,
     /// Firmware to boot with.
     #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
     pub firmware: FirmwareArg,
@@ -412,6 +418,7 @@ impl TortureArgs {
             smp: self.smp,
             weights: self.weights,
             hotplug_ms: (!self.no_hotplug).then_some(self.hotplug_ms),
+            faults: self.faults,
             user_params: self.params.clone(),
         }
     }

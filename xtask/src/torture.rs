@@ -13,9 +13,20 @@ use std::time::Duration;
 /// Call kinds, in the order `stress.weights` lists their weights.
 pub const CALL_KINDS: [&str; 6] = ["single", "nowait", "async", "many", "all", "many-nowait"];
 
-/// The guest test with hotplug, and without.
+/// The guest test with hotplug, with hotplug and faults, and without.
 pub const HOTPLUG_TEST: &str = "stress::hotplug_torture";
+pub const FAULTS_TEST: &str = "stress::hotplug_torture_with_faults";
 pub const STRESS_TEST: &str = "stress::cross_call_stress";
+
+/// With `--faults`: the injector on, and timeouts short enough that a held
+/// CPU crosses them at once. The same as the guest test's own parameters
+/// (`tests/guest/src/faults.rs` `PARAMS`; a host test holds them equal).
+pub const FAULT_PARAMS: [(&str, &str); 4] = [
+    ("torture.faults", "1"),
+    ("stop_machine.timeout_ms", "200"),
+    ("smp.ap_timeout_ms", "300"),
+    ("hotplug.park_timeout_ms", "300"),
+];
 
 /// Time on top of the stress itself: boot (OVMF under TCG is slow), the
 /// final bring-up of every CPU, the senders finishing, the report.
@@ -74,6 +85,8 @@ pub struct Request {
     pub weights: Weights,
     /// Interval between hotplug operations; `None`: no hotplug.
     pub hotplug_ms: Option<u64>,
+    /// Inject faults (with hotplug only).
+    pub faults: bool,
     /// `-p key=value`, applied last.
     pub user_params: Vec<(String, String)>,
 }
@@ -91,9 +104,11 @@ pub struct Plan {
 
 /// The boot `req` describes, or why it cannot run.
 pub fn plan(req: &Request) -> Result<Plan, String> {
-    let (test, min_cpus) = match req.hotplug_ms {
-        Some(_) => (HOTPLUG_TEST, MIN_CPUS_HOTPLUG),
-        None => (STRESS_TEST, MIN_CPUS_STRESS),
+    let (test, min_cpus) = match (req.hotplug_ms, req.faults) {
+        (Some(_), false) => (HOTPLUG_TEST, MIN_CPUS_HOTPLUG),
+        (Some(_), true) => (FAULTS_TEST, MIN_CPUS_HOTPLUG),
+        (None, false) => (STRESS_TEST, MIN_CPUS_STRESS),
+        (None, true) => return Err("--faults injects faults into hotplug: it cannot go with --no-hotplug".into()),
     };
     if req.smp < min_cpus {
         let what = if req.hotplug_ms.is_some() { "the hotplug torture" } else { "the cross-call stress" };
@@ -107,6 +122,9 @@ pub fn plan(req: &Request) -> Result<Plan, String> {
     ];
     if let Some(interval) = req.hotplug_ms {
         params.push(("torture.hotplug_ms".to_owned(), interval.to_string()));
+    }
+    if req.faults {
+        params.extend(FAULT_PARAMS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     }
     // As for `cargo xtask test`: the guest checks every CPU came online.
     params.push((crate::plan::EXPECT_CPUS.to_owned(), req.smp.to_string()));

@@ -32,9 +32,13 @@ pub fn torture(arg: Option<&str>) -> Result<String, String> {
         smp::online_count().saturating_sub(1),
         percpu::current_cpu()
     );
-    let report = torture::run(&config, &mut |p| {
-        println_raw!("torture: {} s left, {} calls, {} CPUs online", p.ms_left.div_ceil(1000), p.calls, p.online);
-    }, None)
+    let report = torture::run(
+        &config,
+        &mut |p| {
+            println_raw!("torture: {} s left, {} calls, {} CPUs online", p.ms_left.div_ceil(1000), p.calls, p.online);
+        },
+        None,
+    )
     .map_err(|e| format!("torture did not start: {e:?}"))?;
     let mut out = report.lines().join("\n");
     let _ = write!(

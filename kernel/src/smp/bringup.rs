@@ -244,7 +244,12 @@ fn launch_batch(
                 // unnoticed; if it runs already, it finds it lost and parks.
                 let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
                 let _ = startup::send_init(apic);
-                report.errors.push(error(cpu, "answering the STARTUP IPI", "no sign of life before the timeout"));
+                let arrived = TICKET_TAKER.lock().contains(&Some(cpu));
+                report.errors.push(if arrived {
+                    error(cpu, "coming online", "it ran, but was not online before the timeout")
+                } else {
+                    error(cpu, "answering the STARTUP IPI", "no sign of life before the timeout")
+                });
             }
         }
         core::hint::spin_loop();

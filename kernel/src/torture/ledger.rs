@@ -16,8 +16,9 @@
 //!   its bookkeeping (`attempt == sent + 1`): that one call may or may not
 //!   have been queued. Once the CPU has parked, the torture resolves it
 //!   ([`Ledger::resolve_abandoned`]) before that CPU sends again: it ran,
-//!   or it was never queued and its number is written off. A written-off
-//!   call that runs later is an error, and the next number may skip it.
+//!   or it was never queued and its number is written off. The next call
+//!   run there must then carry the number after the written-off ones, and
+//!   a written-off call that runs late is an error.
 //! - At the end every channel has `ran == sent`, and the number of runs is
 //!   the number of calls sent.
 //!
@@ -51,9 +52,9 @@ struct Channel {
     /// The last number run.
     ran: AtomicU32,
     runs: AtomicU32,
-    /// The last number written off, and how many were.
-    skipped: AtomicU32,
+    /// Numbers written off: in all, and since the last run.
     skips: AtomicU32,
+    pending_skips: AtomicU32,
 }
 
 pub(super) struct Ledger {
@@ -114,8 +115,8 @@ impl Ledger {
                 // A batch just taken off the queue may still be running.
                 crate::time::wait_until(RESOLVE_GRACE_US, ran);
                 if !ran() {
-                    c.skipped.store(attempt, Ordering::SeqCst);
                     c.skips.fetch_add(1, Ordering::SeqCst);
+                    c.pending_skips.fetch_add(1, Ordering::SeqCst);
                 }
                 c.sent.store(attempt, Ordering::SeqCst);
             }
@@ -181,7 +182,8 @@ impl Ledger {
                         (c.attempt.load(Ordering::SeqCst), c.sent.load(Ordering::SeqCst), c.ran.load(Ordering::SeqCst));
                     let runs = c.runs.load(Ordering::SeqCst);
                     let written_off = c.skips.load(Ordering::SeqCst);
-                    if ran == sent && attempt == sent && runs + written_off == sent {
+                    let trailing = c.pending_skips.load(Ordering::SeqCst);
+                    if attempt == sent && runs + written_off == sent && (ran + trailing) & SEQ_MASK == sent {
                         continue;
                     }
                     lost += 1;
@@ -211,18 +213,19 @@ pub(super) fn ran_numbered(kind: usize, name: &str, sender: CpuId, target: CpuId
     let c = ledger.channel(kind, sender, target);
     c.runs.fetch_add(1, Ordering::SeqCst);
     let last = c.ran.swap(seq, Ordering::SeqCst);
-    let next = (last + 1) & SEQ_MASK;
-    let skipped = c.skipped.load(Ordering::SeqCst);
-    let after_a_skip = next == skipped && seq == (skipped + 1) & SEQ_MASK;
-    if seq != next && !after_a_skip {
-        let what = if seq == skipped {
-            "ran after it was written off"
-        } else if seq == last {
+    let skipped = c.pending_skips.swap(0, Ordering::SeqCst);
+    let expected = (last + 1 + skipped) & SEQ_MASK;
+    if seq != expected {
+        let what = if seq == last {
             "ran twice"
+        } else if seq.wrapping_sub(last) & SEQ_MASK <= skipped {
+            "ran after it was written off"
         } else {
             "came after a lost call"
         };
-        error(format_args!("{name} call {seq} from {sender} to {target} {what} (the last one run was {last})"));
+        error(format_args!(
+            "{name} call {seq} from {sender} to {target} {what} (the last one run was {last}, {skipped} written off since)"
+        ));
     }
 }
 

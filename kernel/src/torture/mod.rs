@@ -280,8 +280,7 @@ fn hotplug_one(
     ups: &mut Latency,
 ) -> Result<(), hotplug::HotplugError> {
     let start = time::rdtsc();
-    let (r, latency) =
-        if up { (hotplug::cpu_up(cpu), ups) } else { (hotplug::cpu_down(cpu), downs) };
+    let (r, latency) = if up { (hotplug::cpu_up(cpu), ups) } else { (hotplug::cpu_down(cpu), downs) };
     match r {
         Ok(()) => latency.add(time::ticks_to_us(time::rdtsc() - start)),
         Err(e) => {

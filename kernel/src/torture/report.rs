@@ -113,7 +113,7 @@ impl Report {
         }
         for f in &self.faults {
             out.push(format!(
-                "torture: fault {:24} injected {:5}, operation failed {:5}, machine consistent after each",
+                "torture: fault {:24} injected {:5}, operation failed {:5} (the CPU's state checked after each)",
                 f.name, f.injected, f.op_failed
             ));
         }

@@ -15,10 +15,7 @@ use kernel::{kassert, ktest, println_raw};
 pub const TESTS: &[Test] = &[
     ktest!(cross_call_stress).min_cpus(2).params("stress.ms=3000").timeout_ms(120_000),
     ktest!(hotplug_torture).min_cpus(3).params("stress.ms=5000;torture.hotplug_ms=20").timeout_ms(180_000),
-    ktest!(hotplug_torture_with_faults)
-        .min_cpus(3)
-        .params(crate::faults::PARAMS)
-        .timeout_ms(180_000),
+    ktest!(hotplug_torture_with_faults).min_cpus(3).params(crate::faults::PARAMS).timeout_ms(180_000),
 ];
 
 /// Runs the stress with the boot parameters' knobs, prints the progress and
@@ -48,7 +45,9 @@ fn run(hotplug_ms: Option<u64>) -> Outcome {
         for kind in crate::faults::kinds() {
             let n = report.faults.iter().find(|f| f.name == kind);
             if !n.is_some_and(|n| n.injected > 0 && n.op_failed == n.injected) && verdict.is_ok() {
-                verdict = Err(Failure(format!("fault \"{kind}\": {n:?} (each kind must be injected and fail its operation)")));
+                verdict = Err(Failure(format!(
+                    "fault \"{kind}\": {n:?} (each kind must be injected and fail its operation)"
+                )));
             }
         }
     }

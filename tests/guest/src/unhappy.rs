@@ -414,7 +414,10 @@ fn hotplug_from_two_cpus_at_once_is_serialised() -> Outcome {
     let ops = hotplug::STATS.ups.load(Ordering::SeqCst) + hotplug::STATS.downs.load(Ordering::SeqCst);
     worker::spawn(worker_cpu, cycle_on_worker, x.index()).map_err(err)?;
     let here = cycle(y);
-    kassert!(kernel::time::wait_until(60_000_000, || CYCLES_DONE.load(Ordering::SeqCst)), "the worker's cycles never ended");
+    kassert!(
+        kernel::time::wait_until(60_000_000, || CYCLES_DONE.load(Ordering::SeqCst)),
+        "the worker's cycles never ended"
+    );
     kassert_eq!((here, CYCLE_ERRORS.load(Ordering::SeqCst)), (0, 0));
     let done = hotplug::STATS.ups.load(Ordering::SeqCst) + hotplug::STATS.downs.load(Ordering::SeqCst) - ops;
     kassert_eq!(done, 4 * CYCLES as u64);
@@ -459,7 +462,10 @@ fn two_stop_machines_at_once_run_one_after_the_other() -> Outcome {
     let runs = stop_machine::runs();
     worker::spawn(other, stops_on_worker, 0).map_err(err)?;
     let here = stops();
-    kassert!(kernel::time::wait_until(30_000_000, || STOPS_DONE.load(Ordering::SeqCst)), "the worker's stop-machines never ended");
+    kassert!(
+        kernel::time::wait_until(30_000_000, || STOPS_DONE.load(Ordering::SeqCst)),
+        "the worker's stop-machines never ended"
+    );
     kassert_eq!((here, STOP_FAILURES.load(Ordering::SeqCst)), (0, 0));
     kassert_eq!(OVERLAPS.load(Ordering::SeqCst), 0);
     kassert_eq!(stop_machine::runs() - runs, 2 * STOPS as u64);

@@ -93,6 +93,30 @@ fn no_hotplug_runs_the_plain_stress() {
 }
 
 #[test]
+fn faults_run_the_fault_test_with_its_short_timeouts() {
+    let plan = torture::plan(&parse(&["--faults"]).unwrap().request()).unwrap();
+    assert_eq!(param(&plan, "ktest.run"), Some("stress::hotplug_torture_with_faults"));
+    for (key, value) in torture::FAULT_PARAMS {
+        assert_eq!(param(&plan, key), Some(value), "{key}");
+    }
+    let err = parse(&["--faults", "--no-hotplug"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+}
+
+/// The guest's fault test declares its own parameters for `cargo xtask
+/// test`; `--faults` must boot it with the same ones.
+#[test]
+fn fault_params_are_the_guest_tests_own() {
+    let guest = include_str!("../../guest/src/faults.rs");
+    let start = guest.find("pub const PARAMS: &str = \"").expect("PARAMS in faults.rs");
+    let declared: String = guest[start..].split('"').nth(1).unwrap().split_whitespace().collect::<Vec<_>>().join("");
+    let declared = declared.replace('\\', "");
+    for (key, value) in torture::FAULT_PARAMS {
+        assert!(declared.split(';').any(|kv| kv == format!("{key}={value}")), "{key}={value} not in {declared}");
+    }
+}
+
+#[test]
 fn too_few_cpus_is_refused_before_booting() {
     let why = torture::plan(&parse(&["--smp", "2"]).unwrap().request()).unwrap_err();
     assert!(why.contains("--smp 3"), "{why}");
