@@ -94,6 +94,12 @@ pub enum Command {
         every configuration. Configurations the host cannot run (QEMU too old, Bochs missing) \
         are reported as skipped, with the command that enables them.")]
     Test(TestArgs),
+    /// Check formatting and run clippy (warnings denied) on the host crates and both kernels.
+    #[command(long_about = "The one lint command, the one CI runs: `cargo fmt --all --check`, then \
+        `cargo clippy -D warnings` on the host crates (all targets) and on the demo and test kernels \
+        for x86_64-unknown-none (a plain `cargo clippy --workspace` cannot build the no_std kernels).\n\n\
+        Exit status: 0 when every check is clean; 1 otherwise, naming the checks that failed.")]
+    Lint(LintArgs),
     /// Run the cross-call stress with CPU hotplug for a while, showing its progress.
     #[command(long_about = "Boot the test kernel once and run its hotplug torture \
         (stress::hotplug_torture: every CPU sends a random mix of cross-calls while the boot CPU \
@@ -359,6 +365,13 @@ pub struct MatrixArgs {
     /// Use this test kernel ELF instead of building guest-tests.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Skip the formatting check (clippy only).
+    #[arg(long)]
+    pub no_fmt: bool,
 }
 
 #[derive(Args, Debug)]

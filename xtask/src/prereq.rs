@@ -142,16 +142,54 @@ fn may_install() -> bool {
     rustix::process::getuid().is_root() && find_program("apt-get").is_some()
 }
 
+/// Debian 12's own QEMU (7.2) has no x2APIC under TCG; its backports suite
+/// has 10.0, the QEMU CI uses (`.ci/run` adds the same source).
+const BACKPORTS_SUITE: &str = "bookworm-backports";
+const BACKPORTS_SOURCE_FILE: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
+const BACKPORTS_SOURCE: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\n\
+                                Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+
+/// Whether this is Debian 12, whose QEMU comes from backports.
+fn is_bookworm() -> bool {
+    std::fs::read_to_string("/etc/os-release")
+        .is_ok_and(|text| text.lines().any(|l| l.trim() == "VERSION_CODENAME=bookworm"))
+}
+
+/// Adds the backports suite to apt's sources unless some source names it.
+fn add_backports_source() -> Result<()> {
+    let named = ["/etc/apt/sources.list"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(std::fs::read_dir("/etc/apt/sources.list.d").into_iter().flatten().flatten().map(|e| e.path()))
+        .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(BACKPORTS_SUITE)));
+    if !named {
+        eprintln!("xtask: adding {BACKPORTS_SUITE} to apt's sources ({BACKPORTS_SOURCE_FILE}) for a QEMU with x2APIC");
+        std::fs::write(BACKPORTS_SOURCE_FILE, BACKPORTS_SOURCE)
+            .with_context(|| format!("writing {BACKPORTS_SOURCE_FILE}"))?;
+    }
+    Ok(())
+}
+
 fn install(packages: &[&str]) -> Result<()> {
     let list = packages.join(" ");
+    let backports = is_bookworm() && packages.contains(&"qemu-system-x86");
     if !may_install() {
         bail!(
-            "missing {list}: booting the kernel needs {QEMU}{}. Install with:\n    sudo apt-get install {list}",
-            if packages.contains(&"ovmf") { " and OVMF (UEFI firmware)" } else { "" }
+            "missing {list}: booting the kernel needs {QEMU}{}. Install with:\n    sudo apt-get install {list}{}",
+            if packages.contains(&"ovmf") { " and OVMF (UEFI firmware)" } else { "" },
+            if backports { format!("\n(on Debian 12, for x2APIC: {BACKPORTS_HINT})") } else { String::new() }
         );
     }
+    if backports {
+        add_backports_source()?;
+    }
+    let mut steps = vec![vec!["update"]];
+    if backports {
+        steps.push(vec!["install", "-y", "-t", BACKPORTS_SUITE, "qemu-system-x86"]);
+    }
+    steps.push([&["install", "-y"][..], packages].concat());
     eprintln!("xtask: {list} missing; installing: apt-get update && apt-get install -y {list}");
-    for args in [vec!["update"], [&["install", "-y"][..], packages].concat()] {
+    for args in steps {
         let status = Command::new("apt-get")
             .args(&args)
             .env("DEBIAN_FRONTEND", "noninteractive")

@@ -27,6 +27,7 @@ pub const TESTS: &[Test] = &[
     ktest!(every_call_kind_warns_early_when_it_got_past_the_online_check).min_cpus(3),
     ktest!(hotplug_from_two_cpus_at_once_is_serialised).min_cpus(4).timeout_ms(120_000),
     ktest!(two_stop_machines_at_once_run_one_after_the_other).min_cpus(2).timeout_ms(60_000),
+    ktest!(a_job_spawned_right_after_cpu_up_runs).min_cpus(2),
 ];
 
 fn err(e: impl core::fmt::Debug) -> Failure {
@@ -470,4 +471,31 @@ fn two_stop_machines_at_once_run_one_after_the_other() -> Outcome {
     kassert_eq!(OVERLAPS.load(Ordering::SeqCst), 0);
     kassert_eq!(stop_machine::runs() - runs, 2 * STOPS as u64);
     works(other)
+}
+
+static JOB_RAN: AtomicBool = AtomicBool::new(false);
+
+fn job(_: usize) {
+    JOB_RAN.store(true, Ordering::SeqCst);
+}
+
+/// `cpu_up` returns as soon as X is online, which can be before X's new
+/// life reaches its idle loop (here X is held at that instant). A job
+/// spawned then must run: dropping what the last life abandoned happens
+/// before X starts, never after.
+fn a_job_spawned_right_after_cpu_up_runs() -> Outcome {
+    let x = last_ap()?;
+    hotplug::cpu_down(x).map_err(err)?;
+    JOB_RAN.store(false, Ordering::SeqCst);
+    hooks::arm("cpu.online.entered", Some(x), Mode::Pause);
+    let up = hotplug::cpu_up(x);
+    let spawned = worker::spawn(x, job, 0);
+    hooks::release("cpu.online.entered");
+    up.map_err(err)?;
+    spawned.map_err(err)?;
+    kassert!(
+        kernel::time::wait_until(2_000_000, || JOB_RAN.load(Ordering::SeqCst)),
+        "the job spawned on {x} never ran"
+    );
+    works(x)
 }

@@ -5,6 +5,7 @@ mod bench;
 mod bochs;
 mod image;
 mod interactive;
+mod lint;
 mod matrix;
 mod qemu;
 mod symbolize;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(&args),
         Command::Bochs(args) => bochs::run(&args),
         Command::Image(args) => image::run(&args),
+        Command::Lint(args) => lint::run(&args),
         Command::Matrix(args) => matrix::run(&args),
         Command::Qemu(args) => qemu::run(&args),
         Command::Test(args) => test::run(&args),
