@@ -151,6 +151,7 @@ fn every_command_has_help() {
         &["torture", "--help"],
         &["bench", "--help"],
         &["usb", "--help"],
+        &["lint", "--help"],
     ] {
         let (kind, text) = error(cmd);
         assert_eq!(kind, ErrorKind::DisplayHelp);
