@@ -80,10 +80,10 @@ fn start_held_cpu(cpu: usize) {
     let _ = bringup::start(&CpuSet::single(cpu), bringup::Options::from_params(), None);
 }
 
-/// A CPU held between INIT-SIPI and "online" when the stop begins is not
-/// in `online`: attempt 1 misses it; a retry must catch it (by NMI). A
-/// second AP (the starter) starts it, so the boot CPU is free to stop.
-fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
+/// A second AP (the starter) starts a third, which is held at `hook`
+/// while still starting; the boot CPU then stops everyone. Returns the
+/// held CPU, once the report says it stopped.
+fn stop_with_a_cpu_held_in_bring_up(hook: &'static str) -> Result<CpuId, Failure> {
     let present = smp::PRESENT.snapshot();
     let mut aps = present.iter().filter(|c| *c != CpuId::BOOT);
     let (starter, held) = match (aps.next(), aps.next()) {
@@ -92,16 +92,25 @@ fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
     };
     let r = bringup::start(&CpuSet::single(starter), bringup::Options::from_params(), None);
     kassert!(r.errors.is_empty(), "{:?}", r.errors);
-    hooks::arm("ap.before-online", Some(held), Mode::Pause);
+    hooks::arm(hook, Some(held), Mode::Pause);
     worker::spawn(starter, start_held_cpu, held.index()).map_err(|e| Failure(format!("{e:?}")))?;
-    kassert!(hooks::wait_reached("ap.before-online", 5_000), "{held} never reached the hold");
+    kassert!(hooks::wait_reached(hook, 5_000), "{held} never reached the hold");
     kassert!(bringup::starting().contains(held));
     let report = stop::stop_other_cpus(Reason::Stop);
-    hooks::release("ap.before-online");
+    hooks::release(hook);
     kernel::time::delay_us(50_000);
+    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
     kassert!(report.stopped.contains(held), "{held} was not stopped; report {report:?}");
-    kassert!(matches!(stop::how_stopped(held), Some((Method::Nmi, n)) if n >= 2));
     kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
+    Ok(held)
+}
+
+/// A CPU held between INIT-SIPI and "online" when the stop begins is not
+/// in `online`: attempt 1 misses it; a retry must catch it (by NMI, since
+/// it has its IDT by then).
+fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
+    let held = stop_with_a_cpu_held_in_bring_up("ap.before-online")?;
+    kassert!(matches!(stop::how_stopped(held), Some((Method::Nmi, n)) if n >= 2), "{:?}", stop::how_stopped(held));
     Ok(())
 }
 
@@ -109,24 +118,8 @@ fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
 /// IDT: an NMI would triple-fault it and the emulator would reset the
 /// machine. INIT stops it instead (wait-for-SIPI is stopped).
 fn cpu_without_an_idt_yet_is_stopped_by_init() -> Outcome {
-    let present = smp::PRESENT.snapshot();
-    let mut aps = present.iter().filter(|c| *c != CpuId::BOOT);
-    let (starter, held) = match (aps.next(), aps.next()) {
-        (Some(s), Some(h)) => (s, h),
-        _ => return Err(Failure("needs two APs".into())),
-    };
-    let r = bringup::start(&CpuSet::single(starter), bringup::Options::from_params(), None);
-    kassert!(r.errors.is_empty(), "{:?}", r.errors);
-    hooks::arm("ap.entry", Some(held), Mode::Pause);
-    worker::spawn(starter, start_held_cpu, held.index()).map_err(|e| Failure(format!("{e:?}")))?;
-    kassert!(hooks::wait_reached("ap.entry", 5_000), "{held} never reached the hold");
-    kassert!(bringup::starting().contains(held));
-    let report = stop::stop_other_cpus(Reason::Stop);
-    hooks::release("ap.entry");
-    kernel::time::delay_us(50_000);
-    kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
+    let held = stop_with_a_cpu_held_in_bring_up("ap.entry")?;
     kassert!(matches!(stop::how_stopped(held), Some((Method::Init, n)) if n >= 2), "{:?}", stop::how_stopped(held));
-    kassert!(!smp::ONLINE.contains(held), "{held} went online after the stop");
     Ok(())
 }
 
