@@ -160,16 +160,20 @@ fn many(kind: usize, mask: &CpuSet) {
         calls::call_many(mask, "stress-many", true, &f)
     };
     let asked = if kind == ALL { smp::PRESENT.snapshot() } else { *mask };
-    STATS.sent[kind].fetch_add(ran.len() as u64, Ordering::Relaxed);
-    STATS.offline[kind].fetch_add(asked.difference(&ran).len() as u64, Ordering::Relaxed);
-    for (cpu, count) in counts.iter().enumerate() {
-        let n = count.load(Ordering::Relaxed);
-        STATS.ran[kind].fetch_add(n as u64, Ordering::Relaxed);
-        let want = CpuId::new(cpu).is_some_and(|c| ran.contains(c)) as u32;
-        if n != want {
-            error(format_args!("{} call ran {n} times on cpu{cpu} (expected {want})", KIND_NAMES[kind]));
+    // The books in one step with interrupts off: a CPU taken down between
+    // the call's return and here leaves both counts out, not one.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        STATS.sent[kind].fetch_add(ran.len() as u64, Ordering::Relaxed);
+        STATS.offline[kind].fetch_add(asked.difference(&ran).len() as u64, Ordering::Relaxed);
+        for (cpu, count) in counts.iter().enumerate() {
+            let n = count.load(Ordering::Relaxed);
+            STATS.ran[kind].fetch_add(n as u64, Ordering::Relaxed);
+            let want = CpuId::new(cpu).is_some_and(|c| ran.contains(c)) as u32;
+            if n != want {
+                error(format_args!("{} call ran {n} times on cpu{cpu} (expected {want})", KIND_NAMES[kind]));
+            }
         }
-    }
+    });
 }
 
 /// A numbered non-waiting call to `target` through `send`.
