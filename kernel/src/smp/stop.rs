@@ -149,11 +149,7 @@ fn send(cpus: &CpuSet, attempt: u32) {
             apic::send_ipi(IpiKind::Stop, id);
         } else if starting.contains(cpu) && !crate::arch::x86_64::idt::is_loaded_on(cpu) {
             if apic::startup::send_init(id).is_ok() {
-                super::ONLINE.remove(cpu);
-                super::ACTIVE.remove(cpu);
-                METHOD[cpu.index()].store(Method::Init as u8 + 1, Ordering::SeqCst);
-                STOPPED_AT[cpu.index()].store(attempt, Ordering::SeqCst);
-                STOPPED.insert(cpu);
+                mark_stopped(cpu, Method::Init);
             }
         } else {
             apic::send_nmi(id);
@@ -248,13 +244,20 @@ pub fn stop_this_cpu(how: Method, frame: Option<&x86_64::structures::idt::Interr
         r[4].store(crate::backtrace::current_rbp(), Ordering::SeqCst);
         r[0].store(rip, Ordering::SeqCst);
     }
+    me.set_activity(Activity::Stopped);
+    mark_stopped(cpu, how);
+    crate::power::halt_forever()
+}
+
+/// Out of `online`, and the books say how and at which attempt; the last
+/// mark is `STOPPED` itself (by the CPU, its very last act; or by the
+/// stopper, for a CPU it put into wait-for-SIPI).
+fn mark_stopped(cpu: CpuId, how: Method) {
     super::ONLINE.remove(cpu);
     super::ACTIVE.remove(cpu);
-    me.set_activity(Activity::Stopped);
     METHOD[cpu.index()].store(how as u8 + 1, Ordering::SeqCst);
     STOPPED_AT[cpu.index()].store(ATTEMPT.load(Ordering::SeqCst), Ordering::SeqCst);
     STOPPED.insert(cpu);
-    crate::power::halt_forever()
 }
 
 /// RIP, RSP and RFLAGS of the calling code.

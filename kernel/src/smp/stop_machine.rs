@@ -25,7 +25,7 @@
 //! time slices (README, Performance). The controller never halts: it
 //! watches the deadline.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 pub use smp_core::lockstep::Phase as State;
@@ -72,8 +72,10 @@ static CONTROL: Control = Control {
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-/// Per CPU: interrupts observed off while in RUN (for tests and reports).
-static IRQS_OFF_IN_RUN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: the generation in whose RUN state it saw its interrupts off
+/// (for tests and reports). A CPU that was no participant keeps an older
+/// one, so it never counts for the last run.
+static IRQS_OFF_IN_RUN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static RUNS: AtomicU64 = AtomicU64::new(0);
 /// Per CPU: the generation whose DISABLE_IRQ state it has acked.
 static ACKED_DISABLE_IRQ: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -125,7 +127,8 @@ pub fn late_acks() -> u64 {
 
 /// Whether `cpu` had interrupts off during the last RUN state.
 pub fn irqs_were_off_in_run(cpu: CpuId) -> bool {
-    IRQS_OFF_IN_RUN[cpu.index()].load(Ordering::SeqCst)
+    let g = CONTROL.step.load().generation;
+    g != 0 && IRQS_OFF_IN_RUN[cpu.index()].load(Ordering::SeqCst) == g
 }
 
 /// Stop-machines completed.
@@ -226,11 +229,6 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
     let me = percpu::current_cpu();
     let participants = super::ONLINE.snapshot();
     let c = &CONTROL;
-    // Every CPU's record, not only the participants': a CPU that is not
-    // one must not keep a "true" from an earlier run.
-    for flag in &IRQS_OFF_IN_RUN {
-        flag.store(false, Ordering::SeqCst);
-    }
     for cpu in participants.iter() {
         c.participants.insert(cpu);
     }
@@ -268,11 +266,6 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
         RUNS.fetch_add(1, Ordering::Relaxed);
     }
     result
-}
-
-/// Runs `f` on `cpu` alone, with every other online CPU stopped.
-pub fn stop_one_cpu(cpu: CpuId, f: &(dyn Fn() + Sync)) -> Result<(), StopError> {
-    stop_machine(&CpuSet::single(cpu), &|_| f())
 }
 
 /// The STOP_MACHINE IPI handler (the caller has already sent EOI).
@@ -332,7 +325,9 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                     interrupts::disable();
                 }
                 State::Run => {
-                    IRQS_OFF_IN_RUN[me.index()].store(!interrupts::are_enabled(), Ordering::SeqCst);
+                    if !interrupts::are_enabled() {
+                        IRQS_OFF_IN_RUN[me.index()].store(generation, Ordering::SeqCst);
+                    }
                     if c.run_on.contains(me) {
                         let work = c.work.load(Ordering::SeqCst) as *const Work<'_>;
                         // SAFETY: `stop_machine` stored a pointer to its `f`

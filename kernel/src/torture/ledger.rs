@@ -32,7 +32,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use super::KINDS;
 use super::stats::error;
 use crate::{CpuId, percpu};
 
@@ -59,6 +58,8 @@ struct Channel {
 
 pub(super) struct Ledger {
     cpus: usize,
+    /// The kinds it names calls of, in the order of their channels.
+    kinds: &'static [usize],
     channels: Box<[Channel]>,
 }
 
@@ -66,22 +67,38 @@ pub(super) struct Ledger {
 static LEDGER: AtomicPtr<Ledger> = AtomicPtr::new(core::ptr::null_mut());
 
 impl Ledger {
-    /// A ledger for CPUs `0..cpus`; `None` if the heap cannot hold it.
-    pub(super) fn new(cpus: usize) -> Option<Ledger> {
-        let n = KINDS * cpus * cpus;
+    /// A ledger of the calls of `kinds` among CPUs `0..cpus`; `None` if the
+    /// heap cannot hold it.
+    pub(super) fn new(kinds: &'static [usize], cpus: usize) -> Option<Ledger> {
+        let n = kinds.len() * cpus * cpus;
         let mut channels = Vec::new();
         channels.try_reserve_exact(n).ok()?;
         channels.resize_with(n, Channel::default);
-        Some(Ledger { cpus, channels: channels.into_boxed_slice() })
+        Some(Ledger { cpus, kinds, channels: channels.into_boxed_slice() })
+    }
+
+    /// The channels of `kind`, by sender then target.
+    fn of_kind(&self, kind: usize) -> &[Channel] {
+        let slot = self.kinds.iter().position(|k| *k == kind).expect("a kind the ledger names");
+        let per_kind = self.cpus * self.cpus;
+        &self.channels[slot * per_kind..(slot + 1) * per_kind]
     }
 
     fn channel(&self, kind: usize, sender: CpuId, target: CpuId) -> &Channel {
-        &self.channels[(kind * self.cpus + sender.index()) * self.cpus + target.index()]
+        &self.of_kind(kind)[sender.index() * self.cpus + target.index()]
     }
 
     /// Makes this the ledger calls report to, until [`Ledger::retire`].
     pub(super) fn publish(&'static self) {
         LEDGER.store(self as *const Ledger as *mut Ledger, Ordering::SeqCst);
+    }
+
+    /// The published ledger. Senders and calls run only while one is: `run`
+    /// retires it only after they finished and settled, and leaks it if
+    /// they never did.
+    pub(super) fn current() -> Option<&'static Ledger> {
+        // SAFETY: see above; a published ledger outlives every reader.
+        unsafe { LEDGER.load(Ordering::SeqCst).as_ref() }
     }
 
     pub(super) fn retire() {
@@ -101,8 +118,8 @@ impl Ledger {
     /// numbered but not booked (a sender has at most one). Waits, bounded,
     /// for the call to run where it was queued; a call not run when its
     /// target's queue is empty was never queued, and is written off.
-    pub(super) fn resolve_abandoned(&self, kinds: &[usize], sender: CpuId) {
-        for &kind in kinds {
+    pub(super) fn resolve_abandoned(&self, sender: CpuId) {
+        for &kind in self.kinds {
             for t in 0..self.cpus {
                 let Some(target) = CpuId::new(t) else { continue };
                 let c = self.channel(kind, sender, target);
@@ -158,8 +175,7 @@ impl Ledger {
     /// Totals per kind: (calls sent, runs, calls written off). For async
     /// calls `sent` is a plain count and `ran` the runs.
     pub(super) fn totals(&self, kind: usize) -> (u64, u64, u64) {
-        let start = kind * self.cpus * self.cpus;
-        self.channels[start..start + self.cpus * self.cpus].iter().fold((0, 0, 0), |(s, r, w), c| {
+        self.of_kind(kind).iter().fold((0, 0, 0), |(s, r, w), c| {
             let skips = u64::from(c.skips.load(Ordering::SeqCst));
             (
                 s + u64::from(c.sent.load(Ordering::SeqCst)) - skips,
@@ -169,11 +185,11 @@ impl Ledger {
         })
     }
 
-    /// The channels of `kinds` whose calls do not balance; with `names`,
+    /// The channels whose calls do not balance; with `names`,
     /// the first few are reported as lost calls.
-    pub(super) fn unbalanced(&self, kinds: &[usize], names: Option<&[&str]>) -> u64 {
+    pub(super) fn unbalanced(&self, names: Option<&[&str]>) -> u64 {
         let mut lost = 0;
-        for &kind in kinds {
+        for &kind in self.kinds {
             for s in 0..self.cpus {
                 for t in 0..self.cpus {
                     let (Some(sender), Some(target)) = (CpuId::new(s), CpuId::new(t)) else { continue };
@@ -200,18 +216,22 @@ impl Ledger {
     }
 }
 
-/// Where a numbered call runs: checks its CPU and its number.
-pub(super) fn ran_numbered(kind: usize, name: &str, sender: CpuId, target: CpuId, seq: u32) {
-    // SAFETY: a published ledger lives until every call of its run has run
-    // (`super::run` retires it only after the calls settled, and leaks it
-    // if they never did).
-    let Some(ledger) = (unsafe { LEDGER.load(Ordering::SeqCst).as_ref() }) else { return };
+/// Where any call of the ledger runs: checks its CPU and counts the run;
+/// its channel, for the checks of its kind.
+fn landed(kind: usize, name: &str, sender: CpuId, target: CpuId) -> Option<&'static Channel> {
+    let ledger = Ledger::current()?;
     let here = percpu::current_cpu();
     if here != target {
-        error(format_args!("{name} call {seq} from {sender} meant for {target} ran on {here}"));
+        error(format_args!("{name} call from {sender} meant for {target} ran on {here}"));
     }
     let c = ledger.channel(kind, sender, target);
     c.runs.fetch_add(1, Ordering::SeqCst);
+    Some(c)
+}
+
+/// Where a numbered call runs: checks its CPU and its number.
+pub(super) fn ran_numbered(kind: usize, name: &str, sender: CpuId, target: CpuId, seq: u32) {
+    let Some(c) = landed(kind, name, sender, target) else { return };
     let last = c.ran.swap(seq, Ordering::SeqCst);
     let skipped = c.pending_skips.swap(0, Ordering::SeqCst);
     let expected = (last + 1 + skipped) & SEQ_MASK;
@@ -231,14 +251,7 @@ pub(super) fn ran_numbered(kind: usize, name: &str, sender: CpuId, target: CpuId
 
 /// Where an async call runs: checks its CPU and that it was sent.
 pub(super) fn ran_async(kind: usize, sender: CpuId, target: CpuId) {
-    // SAFETY: as in `ran_numbered`.
-    let Some(ledger) = (unsafe { LEDGER.load(Ordering::SeqCst).as_ref() }) else { return };
-    let here = percpu::current_cpu();
-    if here != target {
-        error(format_args!("async call from {sender} meant for {target} ran on {here}"));
-    }
-    let c = ledger.channel(kind, sender, target);
-    c.runs.fetch_add(1, Ordering::SeqCst);
+    let Some(c) = landed(kind, "async", sender, target) else { return };
     let ran = c.ran.fetch_add(1, Ordering::SeqCst) + 1;
     let sent = c.sent.load(Ordering::SeqCst);
     if ran > sent {

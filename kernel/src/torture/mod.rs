@@ -14,7 +14,7 @@ mod stats;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use ledger::Ledger;
 
@@ -119,15 +119,6 @@ fn cpu_slots() -> usize {
     smp::PRESENT.snapshot().iter().last().map_or(1, |c| c.index() + 1)
 }
 
-/// The ledger of the run in progress, for the senders.
-static CURRENT: AtomicPtr<Ledger> = AtomicPtr::new(core::ptr::null_mut());
-
-fn current_ledger() -> &'static Ledger {
-    // SAFETY: senders run only while `run` keeps the ledger alive (it
-    // waits for them to finish, and leaks the ledger if they do not).
-    unsafe { &*CURRENT.load(Ordering::SeqCst) }
-}
-
 const PROGRESS_MS: u64 = 1_000;
 /// After the end: how long the senders may take to see `STOP` and finish
 /// their last call, and how long the last non-waiting calls may take to run.
@@ -166,8 +157,7 @@ pub fn run(
     if senders.is_empty() || (config.hotplug_ms.is_some() && victims.is_empty()) {
         return Err(Error::NeedsAnotherCpu);
     }
-    let ledger: &'static Ledger = Box::leak(Box::new(Ledger::new(cpu_slots()).ok_or(Error::OutOfMemory)?));
-    CURRENT.store(ledger as *const Ledger as *mut Ledger, Ordering::SeqCst);
+    let ledger: &'static Ledger = Box::leak(Box::new(Ledger::new(&NUMBERED, cpu_slots()).ok_or(Error::OutOfMemory)?));
     ledger.publish();
     for cpu in smp::PRESENT.snapshot().iter() {
         senders::reserve(cpu);
@@ -178,7 +168,8 @@ pub fn run(
     let heap_before = crate::mem::heap::usage().0;
     for &cpu in &senders {
         if !senders::spawn(cpu) {
-            finish(&senders, ledger);
+            let (finished, settled) = finish(&senders, ledger);
+            retire(ledger, finished && settled);
             return Err(Error::SenderNotStarted(cpu));
         }
     }
@@ -217,7 +208,7 @@ pub fn run(
     }
     let (senders_finished, settled) = finish(&senders, ledger);
     let heap_after = crate::mem::heap::usage().0;
-    let lost = ledger.unbalanced(&NUMBERED, Some(&KIND_NAMES));
+    let lost = ledger.unbalanced(Some(&KIND_NAMES));
     let mut sent = stats::load(&STATS.sent);
     let mut ran = stats::load(&STATS.ran);
     let mut written_off = 0;
@@ -253,7 +244,6 @@ const NUMBERED: [usize; 4] = [SINGLE, NOWAIT, ASYNC, MANY_NOWAIT];
 /// Unpublishes the ledger, and frees it if no call can still reach it.
 fn retire(ledger: &'static Ledger, quiet: bool) {
     Ledger::retire();
-    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
     if quiet {
         // SAFETY: made by `Box::leak` in `run`; unpublished, and every
         // sender and call of the run is over, so nothing refers to it.
@@ -328,7 +318,7 @@ fn after_hotplug(cpu: CpuId, up: bool, r: &Result<(), hotplug::HotplugError>, le
         if !worker::is_free(cpu) {
             STATS.abandoned.fetch_add(1, Ordering::SeqCst);
         }
-        ledger.resolve_abandoned(&NUMBERED, cpu);
+        ledger.resolve_abandoned(cpu);
     }
     if up && r.is_ok() && !senders::spawn(cpu) {
         error(format_args!("{cpu} is back but would not take its sender"));
@@ -349,6 +339,6 @@ fn finish(senders: &[CpuId], ledger: &Ledger) -> (bool, bool) {
     }
     let finished =
         time::wait_until(FINISH_US, || senders.iter().all(|c| worker::is_free(*c) || !smp::ONLINE.contains(*c)));
-    let settled = time::wait_until(SETTLE_US, || ledger.unbalanced(&NUMBERED, None) == 0);
+    let settled = time::wait_until(SETTLE_US, || ledger.unbalanced(None) == 0);
     (finished, settled)
 }

@@ -48,7 +48,7 @@ fn here() -> CpuId {
 
 /// The ledger of the run: the senders only run while it is published.
 fn ledger() -> &'static Ledger {
-    super::current_ledger()
+    Ledger::current().expect("senders run only while a ledger is published")
 }
 
 /// A non-waiting call's argument: kind, sender, target and its number on

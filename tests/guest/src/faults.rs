@@ -18,19 +18,45 @@ use kernel::{CpuId, percpu};
 pub const PARAMS: &str = "stress.ms=8000;torture.hotplug_ms=20;torture.faults=1;\
                           stop_machine.timeout_ms=200;smp.ap_timeout_ms=300;hotplug.park_timeout_ms=300";
 
-/// Faults on the way up.
-const UP: [&str; 3] = ["step fails going up", "AP held past the bring-up timeout", "AP never answers its SIPI"];
-/// Faults on the way down.
-const DOWN: [&str; 4] = [
-    "step fails going down",
-    "CPU held in DISABLE_IRQ past the stop-machine timeout",
-    "CPU held before parking past the park timeout",
-    "another CPU stalls with interrupts off",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    StepFailsGoingUp,
+    HeldPastBringUpTimeout,
+    NoAnswerToSipi,
+    StepFailsGoingDown,
+    HeldInDisableIrq,
+    HeldBeforeParking,
+    AnotherCpuStalls,
+}
 
-/// Every fault kind, for the test that checks each was injected.
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::StepFailsGoingUp => "step fails going up",
+            Fault::HeldPastBringUpTimeout => "AP held past the bring-up timeout",
+            Fault::NoAnswerToSipi => "AP never answers its SIPI",
+            Fault::StepFailsGoingDown => "step fails going down",
+            Fault::HeldInDisableIrq => "CPU held in DISABLE_IRQ past the stop-machine timeout",
+            Fault::HeldBeforeParking => "CPU held before parking past the park timeout",
+            Fault::AnotherCpuStalls => "another CPU stalls with interrupts off",
+        }
+    }
+}
+
+/// Faults on the way up, and on the way down.
+const UP: [Fault; 3] = [Fault::StepFailsGoingUp, Fault::HeldPastBringUpTimeout, Fault::NoAnswerToSipi];
+const DOWN: [Fault; 4] =
+    [Fault::StepFailsGoingDown, Fault::HeldInDisableIrq, Fault::HeldBeforeParking, Fault::AnotherCpuStalls];
+
+/// Every fault kind's name, for the test that checks each was injected.
 pub fn kinds() -> impl Iterator<Item = &'static str> {
-    UP.into_iter().chain(DOWN)
+    UP.into_iter().chain(DOWN).map(Fault::name)
+}
+
+/// What `disarm` must undo.
+enum Armed {
+    Hook(&'static str),
+    Stall,
 }
 
 static STALL: AtomicBool = AtomicBool::new(false);
@@ -51,39 +77,41 @@ pub struct Injector {
     ops: u64,
     next_up: usize,
     next_down: usize,
-    /// What `disarm` must undo.
-    armed: Option<&'static str>,
-    /// Hook names armed, to release.
-    hooks: [Option<&'static str>; 2],
+    armed: Option<Armed>,
 }
 
 impl Injector {
     pub fn new() -> Injector {
-        Injector { ops: 0, next_up: 0, next_down: 0, armed: None, hooks: [None; 2] }
-    }
-
-    fn hook(&mut self, name: &'static str, cpu: CpuId, mode: Mode) {
-        hooks::arm(name, Some(cpu), mode);
-        let slot = self.hooks.iter_mut().find(|h| h.is_none()).expect("two hooks at most");
-        *slot = Some(name);
+        Injector { ops: 0, next_up: 0, next_down: 0, armed: None }
     }
 
     /// A step of the table, by the operation's number: its startup hook
     /// going up, a controller teardown's going down (the target's dying
     /// teardowns must not fail).
     fn step_hook(&self, up: bool) -> &'static str {
-        let names: alloc::vec::Vec<&'static str> = hotplug::STEPS
-            .iter()
-            .filter(|s| up || (s.runs == hotplug::Runs::Controller && s.teardown.is_some()))
-            .map(|s| if up { s.name } else { s.down_hook })
-            .collect();
-        names[(self.ops / 2) as usize % names.len()]
+        let steps = || {
+            hotplug::STEPS.iter().filter(move |s| up || (s.runs == hotplug::Runs::Controller && s.teardown.is_some()))
+        };
+        let step = steps().nth((self.ops / 2) as usize % steps().count()).expect("a step");
+        if up { step.name } else { step.down_hook }
     }
 
     /// Another AP that is online, to stall.
     fn staller(cpu: CpuId) -> Option<CpuId> {
         let me = percpu::current_cpu();
         smp::ONLINE.snapshot().iter().find(|c| *c != cpu && *c != me && *c != CpuId::BOOT)
+    }
+
+    /// Makes `staller` spin with interrupts off, until `disarm`.
+    fn stall(staller: CpuId) -> Option<Armed> {
+        STALL.store(true, Ordering::SeqCst);
+        if calls::call_single_nowait(staller, stall_with_interrupts_off, 0).is_err()
+            || !kernel::time::wait_until(1_000_000, || STALLING.load(Ordering::SeqCst))
+        {
+            STALL.store(false, Ordering::SeqCst);
+            return None;
+        }
+        Some(Armed::Stall)
     }
 }
 
@@ -99,46 +127,36 @@ impl Faults for Injector {
         if self.ops % 2 == 1 {
             return None;
         }
-        let kind = if up {
+        let fault = if up {
             self.next_up = (self.next_up + 1) % UP.len();
             UP[self.next_up]
         } else {
             self.next_down = (self.next_down + 1) % DOWN.len();
             DOWN[self.next_down]
         };
-        match kind {
-            "step fails going up" | "step fails going down" => {
-                let step = self.step_hook(up);
-                self.hook(step, cpu, Mode::FailOnce);
-            }
-            "AP held past the bring-up timeout" => self.hook("ap.before-online", cpu, Mode::Pause),
-            "AP never answers its SIPI" => self.hook("bringup.no-sipi", cpu, Mode::Fail),
-            "CPU held in DISABLE_IRQ past the stop-machine timeout" => {
-                self.hook("stop_machine.disable-irq", cpu, Mode::Pause)
-            }
-            "CPU held before parking past the park timeout" => self.hook("hotplug.offline-window", cpu, Mode::Pause),
-            _ => {
-                let staller = Self::staller(cpu)?;
-                STALL.store(true, Ordering::SeqCst);
-                if calls::call_single_nowait(staller, stall_with_interrupts_off, 0).is_err()
-                    || !kernel::time::wait_until(1_000_000, || STALLING.load(Ordering::SeqCst))
-                {
-                    STALL.store(false, Ordering::SeqCst);
-                    return None;
-                }
-            }
-        }
-        self.armed = Some(kind);
-        Some(kind)
+        let hook = |name: &'static str, mode: Mode| {
+            hooks::arm(name, Some(cpu), mode);
+            Some(Armed::Hook(name))
+        };
+        self.armed = match fault {
+            Fault::StepFailsGoingUp | Fault::StepFailsGoingDown => hook(self.step_hook(up), Mode::FailOnce),
+            Fault::HeldPastBringUpTimeout => hook("ap.before-online", Mode::Pause),
+            Fault::NoAnswerToSipi => hook("bringup.no-sipi", Mode::Fail),
+            Fault::HeldInDisableIrq => hook("stop_machine.disable-irq", Mode::Pause),
+            Fault::HeldBeforeParking => hook("hotplug.offline-window", Mode::Pause),
+            Fault::AnotherCpuStalls => Self::stall(Self::staller(cpu)?),
+        };
+        self.armed.as_ref().map(|_| fault.name())
     }
 
     fn disarm(&mut self, _cpu: CpuId) {
-        for name in self.hooks.iter_mut().filter_map(Option::take) {
-            hooks::release(name);
-        }
-        if self.armed.take().is_some() {
-            STALL.store(false, Ordering::SeqCst);
-            kernel::time::wait_until(STALL_LIMIT_MS * 1000, || !STALLING.load(Ordering::SeqCst));
+        match self.armed.take() {
+            Some(Armed::Hook(name)) => hooks::release(name),
+            Some(Armed::Stall) => {
+                STALL.store(false, Ordering::SeqCst);
+                kernel::time::wait_until(STALL_LIMIT_MS * 1000, || !STALLING.load(Ordering::SeqCst));
+            }
+            None => {}
         }
     }
 }

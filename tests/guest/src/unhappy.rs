@@ -38,6 +38,16 @@ fn aps() -> impl Iterator<Item = CpuId> {
     smp::ONLINE.snapshot().iter().filter(|c| *c != CpuId::BOOT).collect::<alloc::vec::Vec<_>>().into_iter()
 }
 
+/// The first `N` online APs, in CPU order.
+fn first_aps<const N: usize>() -> Result<[CpuId; N], Failure> {
+    let mut aps = aps();
+    let mut out = [CpuId::BOOT; N];
+    for slot in &mut out {
+        *slot = aps.next().ok_or(Failure(format!("needs {N} APs online")))?;
+    }
+    Ok(out)
+}
+
 fn last_ap() -> Result<CpuId, Failure> {
     aps().last().ok_or(Failure("no AP online".into()))
 }
@@ -172,11 +182,7 @@ fn run_stop_machine(_: usize) {
 /// starts a stop-machine. Stop-machine must wait for the hotplug to end and
 /// include X, never run while X arrives in `online` with interrupts on.
 fn stop_machine_waits_for_a_cpu_up_in_progress() -> Outcome {
-    let mut aps = aps();
-    let (w, v, x) = match (aps.next(), aps.next(), aps.next()) {
-        (Some(w), Some(v), Some(x)) => (w, v, x),
-        _ => return Err(Failure("needs three APs".into())),
-    };
+    let [w, v, x] = first_aps()?;
     hotplug::cpu_down(x).map_err(err)?;
     UP_CPU.store(x.index() as u32, Ordering::SeqCst);
     for flag in [&UP_DONE, &UP_OK, &STOP_DONE, &STOP_OK, &IN_RUN] {
@@ -246,11 +252,7 @@ fn bringup_a_late_ap_and_the_timeout_agree() -> Outcome {
 /// no-show. The no-show must then own another stack, so that starting it
 /// later does not run it on a live one.
 fn bringup_a_no_show_leaves_every_stack_with_one_owner() -> Outcome {
-    let mut aps = aps();
-    let (x, y) = match (aps.next(), aps.next()) {
-        (Some(x), Some(y)) => (x, y),
-        _ => return Err(Failure("needs two APs".into())),
-    };
+    let [x, y] = first_aps()?;
     hotplug::cpu_down(x).map_err(err)?;
     hotplug::cpu_down(y).map_err(err)?;
     hooks::arm("bringup.no-sipi", Some(x), Mode::Fail);
@@ -302,11 +304,7 @@ fn hold_with_interrupts_off(_: usize) {
 /// A third CPU spins with interrupts off through the down's stop-machine:
 /// the down fails, and X is online and active as before.
 fn a_failed_cpu_down_leaves_active_as_it_was() -> Outcome {
-    let mut aps = aps();
-    let (x, stuck) = match (aps.next(), aps.next()) {
-        (Some(x), Some(s)) => (x, s),
-        _ => return Err(Failure("needs two APs".into())),
-    };
+    let [x, stuck] = first_aps()?;
     HOLD.store(true, Ordering::SeqCst);
     HOLDING.store(false, Ordering::SeqCst);
     calls::call_single_nowait(stuck, hold_with_interrupts_off, 0).map_err(err)?;
@@ -406,11 +404,7 @@ fn cycle_on_worker(cpu: usize) {
 /// The boot CPU and a worker CPU each take a CPU of their own down and up,
 /// at the same time: the requests are serialised, and every one succeeds.
 fn hotplug_from_two_cpus_at_once_is_serialised() -> Outcome {
-    let mut aps = aps();
-    let (worker_cpu, x, y) = match (aps.next(), aps.next(), aps.next()) {
-        (Some(w), Some(x), Some(y)) => (w, x, y),
-        _ => return Err(Failure("needs three APs".into())),
-    };
+    let [worker_cpu, x, y] = first_aps()?;
     CYCLES_DONE.store(false, Ordering::SeqCst);
     let ops = hotplug::STATS.ups.load(Ordering::SeqCst) + hotplug::STATS.downs.load(Ordering::SeqCst);
     worker::spawn(worker_cpu, cycle_on_worker, x.index()).map_err(err)?;
