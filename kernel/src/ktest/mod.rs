@@ -46,6 +46,9 @@ pub struct Test {
     /// Functions the symbolized backtrace of the panicking CPU must name,
     /// innermost first, comma-separated (checked on the host).
     pub backtrace: &'static str,
+    /// A boolean boot parameter the machine's configuration sets when the
+    /// machine can show what the test checks; skipped where it is unset.
+    pub needs: &'static str,
 }
 
 impl Test {
@@ -60,6 +63,7 @@ impl Test {
             example: false,
             params: "",
             backtrace: "",
+            needs: "",
         }
     }
     pub const fn fresh_boot(mut self) -> Test {
@@ -94,6 +98,11 @@ impl Test {
     }
     pub const fn example(mut self) -> Test {
         self.example = true;
+        self
+    }
+    /// Runs only where the configuration sets boot parameter `param`.
+    pub const fn needs(mut self, param: &'static str) -> Test {
+        self.needs = param;
         self
     }
     pub const fn params(mut self, p: &'static str) -> Test {
@@ -193,6 +202,11 @@ pub fn main(suites: &[&[Test]]) -> ! {
         let cpus = crate::smp::PRESENT.len();
         if cpus < t.min_cpus {
             println_raw!("@@KTEST SKIP\t{name}\tneeds {} CPUs, the machine has {cpus}", t.min_cpus);
+            skipped += 1;
+            continue;
+        }
+        if !t.needs.is_empty() && !params::get_bool(t.needs, false) {
+            println_raw!("@@KTEST SKIP\t{name}\tthis machine's configuration does not set {}", t.needs);
             skipped += 1;
             continue;
         }

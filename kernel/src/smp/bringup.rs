@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS};
 use spin::{Mutex, Once};
 
-use crate::arch::x86_64::apic::startup::{self, Delays};
+use crate::arch::x86_64::apic::startup::{self, Delays, StartError};
 use crate::arch::x86_64::{ap, trampoline::Trampoline};
 use crate::hooks::{self, Action};
 use crate::mem::vmem;
@@ -77,11 +77,16 @@ pub struct BringupError {
     pub apic_id: ApicId,
     pub step: &'static str,
     pub detail: &'static str,
+    /// How its start IPI failed, when that is why.
+    pub start: Option<StartError>,
 }
 
 impl fmt::Display for BringupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}) stays offline: {} failed: {}", self.cpu, self.apic_id, self.step, self.detail)
+        match self.start {
+            Some(e) => write!(f, "{} ({}) stays offline: {e}", self.cpu, self.apic_id),
+            None => write!(f, "{} ({}) stays offline: {} failed: {}", self.cpu, self.apic_id, self.step, self.detail),
+        }
     }
 }
 
@@ -189,7 +194,7 @@ fn launch_batch(
         set_state(cpu, State::Starting);
         let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
         if let Err(e) = startup::send_init(apic) {
-            fail_start(cpu, e.step.name(), report);
+            fail_start(cpu, e, report);
         }
     }
     time::delay_us(opts.delays.after_init_us);
@@ -202,7 +207,7 @@ fn launch_batch(
             }
             let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
             if let Err(e) = startup::send_startup(apic, tramp.sipi_vector(), step) {
-                fail_start(cpu, e.step.name(), report);
+                fail_start(cpu, e, report);
             }
         }
         time::delay_us(opts.delays.after_sipi_us);
@@ -289,13 +294,13 @@ pub fn stack_of(cpu: CpuId) -> Option<(u64, u64)> {
     STACKS.lock()[cpu.index()].map(|s| (s.bottom.as_u64(), s.top.as_u64()))
 }
 
-fn fail_start(cpu: CpuId, step: &'static str, report: &mut Report) {
+fn fail_start(cpu: CpuId, e: StartError, report: &mut Report) {
     leave_starting(cpu, State::Failed);
-    report.errors.push(error(cpu, step, "the local APIC reported a send error (ESR)"));
+    report.errors.push(BringupError { start: Some(e), ..error(cpu, e.step.name(), "the start IPI failed") });
 }
 
 fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
-    BringupError { cpu, apic_id: super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX)), step, detail }
+    BringupError { cpu, apic_id: super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX)), step, detail, start: None }
 }
 
 /// CPUs between STARTUP and online (send-stop must catch them too).

@@ -39,6 +39,11 @@ pub const TEST_DEFAULT: &str = "default,ci";
 /// checked by `bringup::apic_mode_is_the_one_the_machine_offers`.
 pub const EXPECT_APIC: &str = "smp.expect_apic";
 
+/// Boot parameter telling the guest that the emulator sets the ESR's send
+/// accept error for an IPI no APIC takes, which the `unhappy::` send-error
+/// tests need (Bochs does; QEMU 10 never sets it).
+pub const EXPECT_SEND_ERRORS: &str = "smp.expect_send_errors";
+
 /// Which configurations to run: `--configs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selection {

@@ -71,8 +71,8 @@ extern "x86-interrupt" fn lapic_timer(_: InterruptStackFrame) {
 }
 
 extern "x86-interrupt" fn lapic_error(_: InterruptStackFrame) {
-    let esr = apic::read_esr();
-    log::warn!("local APIC error interrupt: ESR {esr:#x}");
+    let errors = apic::on_error_interrupt();
+    log::warn!("local APIC error interrupt: {errors}");
     apic::eoi();
 }
 

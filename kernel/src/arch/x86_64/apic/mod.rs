@@ -1,23 +1,26 @@
 //! The local APIC, one per CPU, built on the `x2apic` crate: x2APIC through
 //! MSRs when the CPU has it, xAPIC through MMIO otherwise. The crate sets the
-//! APIC up and sends IPIs; `regs` covers what it does not (see there).
+//! APIC up and signals end of interrupt; `regs` covers the registers it does
+//! not expose, and every IPI goes through this module's one ICR path
+//! (`send`, see `icr`).
 //!
-//! Pitfalls of the crate handled here: `enable()` starts a periodic timer and
-//! writes 0 (unmasked, vector 0) to LINT0/LINT1, so every LVT entry is
-//! programmed again right after; in xAPIC mode it expects the destination
-//! already shifted into bits 24..31 (`destination`); it never de-asserts INIT
-//! or waits for delivery (`startup`).
+//! A pitfall of the crate handled here: `enable()` starts a periodic timer
+//! and writes 0 (unmasked, vector 0) to LINT0/LINT1, so every LVT entry is
+//! programmed again right after.
 
-pub mod regs;
+pub mod esr;
+mod icr;
+mod regs;
 pub mod startup;
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Once;
 use x2apic::lapic::{LocalApic, LocalApicBuilder};
 use x86_64::instructions::interrupts;
 
+use self::icr::Delivery;
 use self::regs::{Access, LVT_DELIVERY_NMI, LVT_MASKED, SVR_ENABLE};
 use super::vectors::{self, IpiKind};
 use crate::percpu;
@@ -133,24 +136,24 @@ pub fn init_this_cpu(lint_nmi: (bool, bool)) -> Result<(), &'static str> {
         unsafe { lapic.enable() };
         // SAFETY: as above.
         unsafe { lapic.disable_timer() };
-        let max_lvt = (acc.read(regs::Reg(0x030)) >> 16) & 0xFF;
+        let max_lvt = regs::max_lvt_entry(acc.read(regs::VERSION));
         acc.write(regs::LVT_TIMER, LVT_MASKED | vectors::LAPIC_TIMER as u32);
         let (nmi0, nmi1) = lint_nmi;
         acc.write(regs::LVT_LINT0, if nmi0 { LVT_DELIVERY_NMI } else { LVT_MASKED });
         acc.write(regs::LVT_LINT1, if nmi1 { LVT_DELIVERY_NMI } else { LVT_MASKED });
-        if max_lvt >= 4 {
+        if max_lvt >= regs::MAX_LVT_WITH_PERF {
             acc.write(regs::LVT_PERF, LVT_MASKED);
         }
-        if max_lvt >= 5 {
+        if max_lvt >= regs::MAX_LVT_WITH_THERMAL {
             acc.write(regs::LVT_THERMAL, LVT_MASKED);
         }
-        if max_lvt >= 6 {
+        if max_lvt >= regs::MAX_LVT_WITH_CMCI {
             acc.write(regs::LVT_CMCI, LVT_MASKED);
         }
         acc.write(regs::LVT_ERROR, vectors::LAPIC_ERROR as u32);
         acc.write(regs::TPR, 0);
-        acc.read_esr();
         let cpu = percpu::current_cpu().index();
+        esr::clear(acc);
         // SAFETY: this CPU's own slot, interrupts off.
         unsafe { *LAPICS[cpu].0.get() = Some(lapic) };
         ENABLED[cpu].store(acc.read(regs::SVR) & SVR_ENABLE != 0, Ordering::SeqCst);
@@ -186,31 +189,66 @@ pub fn current_apic_id() -> ApicId {
     ApicId(access().id())
 }
 
-/// The ICR destination field for `id`: x2APIC takes the id as is; the crate
-/// puts xAPIC destinations unshifted into bits 32..63, so shift it to 56..63.
-fn destination(id: ApicId) -> u32 {
-    match mode() {
-        Mode::X2Apic => id.0,
-        Mode::XApic => id.0 << 24,
+/// How long an xAPIC may take to report a command delivered.
+const ICR_SETTLE_US: u64 = 1_000;
+
+/// Why an interrupt command failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// xAPIC physical destinations are 8 bits, and 0xFF is the broadcast.
+    Unaddressable(ApicId),
+    /// The xAPIC still showed the command pending after `ICR_SETTLE_US`.
+    NotDelivered(ApicId),
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::Unaddressable(id) => write!(f, "{id} cannot be addressed in xAPIC mode"),
+            SendError::NotDelivered(id) => write!(f, "an IPI to {id} was still pending after {ICR_SETTLE_US} µs"),
+        }
     }
 }
 
-/// Sends `kind` to the CPU with APIC id `to`.
-pub fn send_ipi(kind: IpiKind, to: ApicId) {
-    with_local(|l| {
-        // SAFETY: a fixed-delivery IPI with a vector the IDT handles.
-        unsafe { l.send_ipi(kind.vector(), destination(to)) };
-        wait_icr_idle();
-    });
+/// Commands that failed, for the console and the tests.
+static SEND_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+pub fn send_failures() -> u64 {
+    SEND_FAILURES.load(Ordering::Relaxed)
 }
 
-/// Sends an NMI to the CPU with APIC id `to`.
+/// The one ICR path: writes `what` for the CPU with APIC id `to`.
+fn send(what: Delivery, to: ApicId) -> Result<(), SendError> {
+    let acc = access();
+    if mode() == Mode::XApic && !to.fits_xapic() {
+        SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+        return Err(SendError::Unaddressable(to));
+    }
+    // Interrupts off: a handler's own command must not land between the
+    // xAPIC's two ICR words.
+    if interrupts::without_interrupts(|| acc.write_icr(to.0, what.low_word(), ICR_SETTLE_US)) {
+        Ok(())
+    } else {
+        SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
+        Err(SendError::NotDelivered(to))
+    }
+}
+
+/// Sends `kind` to the CPU with APIC id `to`. A failure cannot be mended
+/// by the sender (the id came from the firmware's tables, or the APIC is
+/// broken), so it is counted and logged here; the sender's own bounded wait
+/// for its target then reports the target as not answering.
+pub fn send_ipi(kind: IpiKind, to: ApicId) {
+    if let Err(e) = send(Delivery::Fixed(kind.vector()), to) {
+        log::warn!("{kind:?} IPI not sent: {e}");
+    }
+}
+
+/// Sends an NMI to the CPU with APIC id `to`; failures as in [`send_ipi`].
 pub fn send_nmi(to: ApicId) {
-    with_local(|l| {
-        // SAFETY: the NMI handler runs on its own IST stack and never blocks.
-        unsafe { l.send_nmi(destination(to)) };
-        wait_icr_idle();
-    });
+    if let Err(e) = send(Delivery::Nmi, to) {
+        log::warn!("NMI not sent: {e}");
+    }
 }
 
 /// Signals end of interrupt. Called by every APIC-delivered handler.
@@ -222,19 +260,8 @@ pub fn eoi() {
     });
 }
 
-/// xAPIC: wait for the ICR's delivery-status bit to clear before the next
-/// write (x2APIC has no such bit; writes are serialised by the MSR).
-fn wait_icr_idle() {
-    if let Access::Mmio(_) = access() {
-        crate::time::wait_until(1_000, || access().read(regs::ICR_LOW) & regs::ICR_DELIVERY_PENDING == 0);
-    }
-}
-
-/// The error status of this CPU's APIC, latched now.
-pub fn read_esr() -> u32 {
-    access().read_esr()
-}
-
-pub(crate) fn raw_access() -> Access {
-    access()
+/// The LVT Error handler's part: latches the ESR (keeping what it held for
+/// bring-up, see `esr`) and returns it for the log.
+pub fn on_error_interrupt() -> esr::Errors {
+    esr::latch(access())
 }

@@ -2,9 +2,13 @@
 //! delays of the MP specification (B.4) unless the fast setting is asked
 //! for, and the ESR checked after each IPI.
 
-use super::regs::{self, Access};
-use super::{Mode, destination, mode};
+use core::fmt;
+
+use super::esr::{self, Errors};
+use super::icr::Delivery;
+use super::{Mode, SendError, access, mode, send};
 use crate::time::delay_us;
+use crate::{hooks, percpu};
 use smp_core::ApicId;
 
 /// Delays between the IPIs of the start sequence.
@@ -41,40 +45,46 @@ impl StartStep {
     }
 }
 
-/// A start-sequence IPI the local APIC reported an error for.
+/// A start-sequence IPI that failed.
 #[derive(Clone, Copy, Debug)]
 pub struct StartError {
     pub step: StartStep,
-    pub esr: u32,
+    pub cause: StartFailure,
+}
+
+/// How a start IPI failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartFailure {
+    /// The command never left (see [`SendError`]).
+    Send(SendError),
+    /// The local APIC reported these errors for it.
+    Esr(Errors),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cause {
+            StartFailure::Send(e) => write!(f, "{}: {e}", self.step.name()),
+            StartFailure::Esr(e) => write!(f, "{}: the local APIC reported a send error ({e})", self.step.name()),
+        }
+    }
 }
 
 /// Sends INIT (assert, then de-assert on xAPIC) to `to`. The caller waits
 /// `after_init_us` once before the STARTUPs (once per batch in parallel mode).
 pub fn send_init(to: ApicId) -> Result<(), StartError> {
-    let acc = super::raw_access();
-    acc.read_esr();
-    super::with_local(|l| {
-        // SAFETY: INIT to a CPU the kernel is starting; it holds no state yet.
-        unsafe { l.send_init_ipi(destination(to)) };
-        super::wait_icr_idle();
-    });
-    if mode() == Mode::XApic {
-        // The crate has no de-assert; x2APIC does not use one (SDM 11.12.10).
-        deassert_init(acc, to);
-    }
-    check(StartStep::Init, acc)
+    checked(StartStep::Init, || {
+        send(Delivery::InitAssert, to)?;
+        if mode() == Mode::XApic {
+            send(Delivery::InitDeassert, to)?;
+        }
+        Ok(())
+    })
 }
 
 /// Sends one STARTUP IPI whose vector is the trampoline's page number.
 pub fn send_startup(to: ApicId, vector: u8, step: StartStep) -> Result<(), StartError> {
-    let acc = super::raw_access();
-    acc.read_esr();
-    super::with_local(|l| {
-        // SAFETY: the trampoline page `vector` holds valid real-mode code.
-        unsafe { l.send_sipi(vector, destination(to)) };
-        super::wait_icr_idle();
-    });
-    check(step, acc)
+    checked(step, || send(Delivery::Startup(vector), to))
 }
 
 /// The whole sequence for one CPU.
@@ -88,17 +98,16 @@ pub fn start_one(to: ApicId, vector: u8, delays: Delays) -> Result<(), StartErro
     Ok(())
 }
 
-fn deassert_init(acc: Access, to: ApicId) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        acc.write(regs::ICR_HIGH, to.0 << 24);
-        acc.write(regs::ICR_LOW, regs::ICR_DELIVERY_INIT | regs::ICR_TRIGGER_LEVEL);
-        super::wait_icr_idle();
-    });
-}
-
-fn check(step: StartStep, acc: Access) -> Result<(), StartError> {
-    match acc.read_esr() & 0xEF {
-        0 => Ok(()),
-        esr => Err(StartError { step, esr }),
+/// Runs `sends` between a cleared ESR and a look at every error reported
+/// since, by this check or by the LVT Error handler (see `esr`).
+fn checked(step: StartStep, sends: impl FnOnce() -> Result<(), SendError>) -> Result<(), StartError> {
+    let acc = access();
+    esr::clear(acc);
+    sends().map_err(|e| StartError { step, cause: StartFailure::Send(e) })?;
+    // Test hook: an LVT Error interrupt taken between the send and the check.
+    let _ = hooks::point("apic.start.sent", percpu::current_cpu());
+    match esr::take(acc).failing_a_start() {
+        Errors(0) => Ok(()),
+        errors => Err(StartError { step, cause: StartFailure::Esr(errors) }),
     }
 }
