@@ -237,7 +237,14 @@ pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
                 }
             }
             STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
-            return Err(fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: true }));
+            let failed = fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: true });
+            // A rollback that took the CPU down again is done, as a
+            // `cpu_down` is, only once the CPU parked.
+            if DOWN_PENDING[cpu.index()].load(Ordering::SeqCst) && !wait_parked(cpu, park_timeout_ms()) {
+                log::error!("hotplug: {cpu}, rolled back, did not report parked within {} ms", park_timeout_ms());
+                return Err(fail(HotplugError::NotParked(cpu)));
+            }
+            return Err(failed);
         }
     }
     STATS.ups.fetch_add(1, Ordering::Relaxed);

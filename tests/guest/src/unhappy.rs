@@ -31,6 +31,7 @@ pub const TESTS: &[Test] = &[
     ktest!(hotplug_from_two_cpus_at_once_is_serialised).min_cpus(4).timeout_ms(120_000),
     ktest!(two_stop_machines_at_once_run_one_after_the_other).min_cpus(2).timeout_ms(60_000),
     ktest!(a_job_spawned_right_after_cpu_up_runs).min_cpus(2),
+    ktest!(a_rolled_back_cpu_up_returns_once_the_cpu_parked).min_cpus(2),
     ktest!(a_start_ipi_that_no_cpu_accepts_is_a_send_error).needs(SEND_ERRORS),
     ktest!(a_send_error_survives_an_error_interrupt_before_the_check).needs(SEND_ERRORS),
 ];
@@ -548,4 +549,24 @@ fn a_send_error_survives_an_error_interrupt_before_the_check() -> Outcome {
     let verdict = init_is_a_send_error(nobody);
     kassert!(ERROR_INTERRUPT_TAKEN.load(Ordering::SeqCst), "the hook between the send and the check never ran");
     verdict
+}
+
+/// Keeps the CPU that runs it from parking for a while.
+fn linger_before_parking() {
+    kernel::time::delay_us(200_000);
+}
+
+/// A `cpu_up` that fails after the CPU came up takes it down again; like a
+/// `cpu_down`, it returns only once the CPU parked, so the CPU is cleanly
+/// offline (not dying) when the caller sees the error.
+fn a_rolled_back_cpu_up_returns_once_the_cpu_parked() -> Outcome {
+    let x = last_ap()?;
+    hotplug::cpu_down(x).map_err(err)?;
+    hooks::arm("cpu.active", Some(x), Mode::FailOnce);
+    hooks::arm("hotplug.offline-window", Some(x), Mode::Call(linger_before_parking));
+    let r = hotplug::cpu_up(x);
+    kassert!(matches!(r, Err(HotplugError::StepFailed { going_up: true, .. })), "up with cpu.active failing: {r:?}");
+    kassert_eq!(hotplug::state(x), CpuState::Offline);
+    hotplug::cpu_up(x).map_err(err)?;
+    works(x)
 }
