@@ -1,8 +1,9 @@
 //! The SMP unikernel as a library: the demonstration kernel (`main.rs`) and
 //! the in-guest test kernel (`tests/guest`) are two thin entry points on it.
 //!
-//! Generic SMP machinery lives in `smp-core` (host-testable); everything that
-//! touches x86 hardware lives under `arch::x86_64`.
+//! Generic SMP machinery lives in `smp-core` (host-testable) and `smp`;
+//! everything that touches x86 hardware lives under `arch::x86_64`, which
+//! generic code reaches only through the façade of `arch`.
 #![no_std]
 #![feature(abi_x86_interrupt)]
 
@@ -21,10 +22,10 @@ pub mod mem;
 pub mod panic;
 pub mod params;
 pub mod percpu;
-pub mod power;
 pub mod shell;
 pub mod smp;
 pub mod time;
 pub mod torture;
 
+pub use arch::power;
 pub use smp_core::{ApicId, CpuId, CpuSet};

@@ -44,7 +44,7 @@ fn demo() -> ! {
 }
 
 fn show_cpus() {
-    let Some(topo) = smp::topology::get() else { return };
+    let Some(topo) = kernel::arch::x86_64::topology::get() else { return };
     let mode = kernel::arch::x86_64::apic::mode();
     log::info!("{} CPUs present, {mode:?} mode:", topo.present.len());
     for c in topo.cpus.iter().take(16) {

@@ -23,7 +23,20 @@ pub enum Activity {
 }
 
 impl Activity {
-    fn from_u32(v: u32) -> Activity {
+    /// In words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Activity::Booting => "booting",
+            Activity::Idle => "idle",
+            Activity::Running => "running",
+            Activity::InIpiHandler => "in an IPI handler",
+            Activity::StopMachine => "in stop-machine",
+            Activity::Parked => "parked",
+            Activity::Stopped => "stopped",
+        }
+    }
+
+    pub fn from_u32(v: u32) -> Activity {
         match v {
             1 => Activity::Idle,
             2 => Activity::Running,

@@ -8,15 +8,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static TSC_PER_US: AtomicU64 = AtomicU64::new(0);
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 
+/// The timestamp counter.
 pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    crate::arch::cpu::timestamp()
 }
 
 /// Measures the TSC rate against 10 ms of PIT channel 2. Boot CPU, once.
 pub fn calibrate() {
     BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
-    let per_us = crate::arch::x86_64::pit::measure_tsc_per_us(10_000);
+    let per_us = crate::arch::cpu::measure_timestamp_per_us(10_000);
     TSC_PER_US.store(per_us.max(1), Ordering::Relaxed);
 }
 

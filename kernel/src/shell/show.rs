@@ -10,7 +10,7 @@ use crate::smp::{self, calls, hotplug, stop_machine};
 
 pub fn cpus() -> String {
     let mut out = String::new();
-    let Some(topo) = smp::topology::get() else { return "no CPU table".into() };
+    let Some(topo) = crate::arch::x86_64::topology::get() else { return "no CPU table".into() };
     for c in &topo.cpus {
         let _ = writeln!(
             out,

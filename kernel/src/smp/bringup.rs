@@ -4,18 +4,18 @@
 //!
 //! The rule, in the order `ap_main` runs it: every IPI vector in the IDT,
 //! the local APIC enabled, the call queue empty → only then set in `online`
-//! → only then interrupts on. A CPU whose step fails is reported (CPU, APIC
-//! id, step) and parked; it never appears online.
+//! → only then interrupts on. A CPU whose step fails is reported (CPU,
+//! hardware id, step) and parked; it never appears online.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS};
-use spin::{Mutex, Once};
+use smp_core::{CpuId, CpuSet, MAX_CPUS};
+use spin::Mutex;
 
-use crate::arch::x86_64::apic::startup::{self, Delays, StartError};
-use crate::arch::x86_64::{ap, trampoline::Trampoline};
+use crate::arch::start::{self, Delays, StartError, StartStep};
+use crate::arch::{HwCpuId, cpu, irq};
 use crate::hooks::{self, Action};
 use crate::mem::vmem;
 use crate::time::{self, Deadline};
@@ -38,7 +38,6 @@ static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(State::Offline as u8
 /// Index into the target steps of the step that failed.
 static FAILED_STEP: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 static STRAY_APS: AtomicU32 = AtomicU32::new(0);
-static TRAMPOLINE: Once<Trampoline> = Once::new();
 /// Each CPU's stack (every CPU has its own; the set is a permutation).
 static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
 /// The stacks of the batch being started, by trampoline ticket, and which
@@ -74,7 +73,8 @@ fn leave_starting(cpu: CpuId, to: State) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct BringupError {
     pub cpu: CpuId,
-    pub apic_id: ApicId,
+    /// Its hardware id, if the firmware's tables give it one.
+    pub hw_id: Option<HwCpuId>,
     pub step: &'static str,
     pub detail: &'static str,
     /// How its start IPI failed, when that is why.
@@ -84,8 +84,22 @@ pub struct BringupError {
 impl fmt::Display for BringupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.start {
-            Some(e) => write!(f, "{} ({}) stays offline: {e}", self.cpu, self.apic_id),
-            None => write!(f, "{} ({}) stays offline: {} failed: {}", self.cpu, self.apic_id, self.step, self.detail),
+            Some(e) => write!(f, "{} ({}) stays offline: {e}", self.cpu, HwName(self.hw_id)),
+            None => {
+                write!(f, "{} ({}) stays offline: {} failed: {}", self.cpu, HwName(self.hw_id), self.step, self.detail)
+            }
+        }
+    }
+}
+
+/// A hardware id for a report: the firmware may have listed none.
+struct HwName(Option<HwCpuId>);
+
+impl fmt::Display for HwName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("no hardware id"),
         }
     }
 }
@@ -120,9 +134,7 @@ impl Options {
 
 /// Prepares the trampoline (boot CPU, once, before any AP starts).
 pub fn init() -> Result<(), &'static str> {
-    let tramp = Trampoline::install(ap::ap_entry, ap::STACK_TOPS.as_ptr().cast::<u64>())?;
-    TRAMPOLINE.call_once(|| tramp);
-    Ok(())
+    start::prepare()
 }
 
 fn stack_for(cpu: CpuId) -> Result<vmem::Stack, &'static str> {
@@ -141,19 +153,13 @@ pub fn start(cpus: &CpuSet, opts: Options, mut watch: Option<&mut dyn FnMut(CpuI
     let _batch = BATCH.lock();
     let begin = time::rdtsc();
     let mut report = Report::default();
-    let Some(tramp) = TRAMPOLINE.get() else {
-        for cpu in cpus.iter() {
-            report.errors.push(error(cpu, "trampoline", "no AP trampoline"));
-        }
-        return report;
-    };
     let list: Vec<CpuId> = cpus.iter().filter(|c| *c != CpuId::BOOT && state(*c) != State::Online).collect();
     let mut launched = Vec::new();
     let mut batch: Vec<CpuId> = Vec::new();
     for (i, &cpu) in list.iter().enumerate() {
         batch.push(cpu);
         if !opts.parallel || i + 1 == list.len() {
-            launch_batch(tramp, &batch, opts, &mut report, &mut launched, &mut watch);
+            launch_batch(&batch, opts, &mut report, &mut launched, &mut watch);
             batch.clear();
         }
     }
@@ -162,20 +168,22 @@ pub fn start(cpus: &CpuSet, opts: Options, mut watch: Option<&mut dyn FnMut(CpuI
 }
 
 fn launch_batch(
-    tramp: &Trampoline,
     batch: &[CpuId],
     opts: Options,
     report: &mut Report,
     launched: &mut Vec<CpuId>,
     watch: &mut Option<&mut dyn FnMut(CpuId)>,
 ) {
-    tramp.reset_tickets();
+    if let Err(why) = start::begin_batch() {
+        report.errors.extend(batch.iter().map(|&cpu| error(cpu, "trampoline", why)));
+        return;
+    }
     *TICKET_TAKER.lock() = [None; MAX_CPUS];
     let mut go = Vec::new();
     for &cpu in batch {
         match stack_for(cpu) {
             Ok(s) => {
-                ap::STACK_TOPS[go.len()].store(s.top.as_u64(), Ordering::SeqCst);
+                start::set_ticket_stack(go.len(), s.top.as_u64());
                 TICKET_STACKS.lock()[go.len()] = Some(s);
                 go.push(cpu);
             }
@@ -187,26 +195,24 @@ fn launch_batch(
     // its own, and `settle_stacks` gives the CPUs that never came the
     // stacks nobody took, so every CPU still owns exactly one stack.
     for &cpu in &go {
-        crate::arch::x86_64::idt::forget(cpu);
+        start::forget(cpu);
         // A job its last life abandoned is dropped now, before it starts:
         // one spawned right after it is online must survive.
         super::worker::reset(cpu);
         set_state(cpu, State::Starting);
-        let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
-        if let Err(e) = startup::send_init(apic) {
+        if let Err(e) = start::send_init(cpu) {
             fail_start(cpu, e, report);
         }
     }
     time::delay_us(opts.delays.after_init_us);
-    for step in [startup::StartStep::Startup1, startup::StartStep::Startup2] {
+    for step in [StartStep::Startup1, StartStep::Startup2] {
         for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
             // Test hook: a CPU that never answers its SIPI (it stays in
             // wait-for-SIPI after the INIT).
             if hooks::point("bringup.no-sipi", cpu) == Action::Fail {
                 continue;
             }
-            let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
-            if let Err(e) = startup::send_startup(apic, tramp.sipi_vector(), step) {
+            if let Err(e) = start::send_startup(cpu, step) {
                 fail_start(cpu, e, report);
             }
         }
@@ -247,8 +253,7 @@ fn launch_batch(
                 }
                 // Put it back into wait-for-SIPI so it cannot wake later,
                 // unnoticed; if it runs already, it finds it lost and parks.
-                let apic = super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX));
-                let _ = startup::send_init(apic);
+                let _ = start::reset_to_wait_for_start(cpu);
                 let arrived = TICKET_TAKER.lock().contains(&Some(cpu));
                 report.errors.push(if arrived {
                     error(cpu, "coming online", "it ran, but was not online before the timeout")
@@ -300,7 +305,7 @@ fn fail_start(cpu: CpuId, e: StartError, report: &mut Report) {
 }
 
 fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
-    BringupError { cpu, apic_id: super::topology::apic_id(cpu).unwrap_or(ApicId(u32::MAX)), step, detail, start: None }
+    BringupError { cpu, hw_id: start::hw_id(cpu), step, detail, start: None }
 }
 
 /// CPUs between STARTUP and online (send-stop must catch them too).
@@ -315,7 +320,7 @@ pub fn starting() -> CpuSet {
 }
 
 /// An AP that found no entry for its APIC id.
-pub fn note_stray_ap(_apic: ApicId) {
+pub fn note_stray_ap(_hw_id: HwCpuId) {
     STRAY_APS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -327,7 +332,7 @@ pub fn stray_aps() -> u32 {
 /// order, then online, then interrupts, then idle.
 pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
     if let Some(s) = TICKET_STACKS.lock()[ticket as usize] {
-        debug_assert_eq!(s.top.as_u64(), ap::ticket_stack_top(ticket));
+        debug_assert_eq!(s.top.as_u64(), start::ticket_stack_top(ticket));
         TICKET_TAKER.lock()[ticket as usize] = Some(cpu);
         STACKS.lock()[cpu.index()] = Some(s);
     }
@@ -356,10 +361,10 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
             FAILED_STEP[cpu.index()].store(i as u8, Ordering::SeqCst);
             // Already Failed if the controller gave up on it first.
             leave_starting(cpu, State::Failed);
-            crate::power::halt_forever();
+            cpu::halt_forever();
         }
     }
-    x86_64::instructions::interrupts::enable();
+    irq::enable();
     super::idle::idle()
 }
 
@@ -367,7 +372,7 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
 /// its local APIC enabled, its call queue empty. Checked by `mark_online`
 /// and, from other CPUs, by the tests.
 pub fn ipi_ready(cpu: CpuId) -> Result<(), &'static str> {
-    ap::ipi_hardware_ready(cpu)?;
+    start::ipi_hardware_ready(cpu)?;
     if !super::calls::queue(cpu).is_empty() && !super::calls::skip_queue_check(cpu) {
         return Err("its call queue is not empty");
     }
@@ -380,7 +385,7 @@ pub fn ipi_ready(cpu: CpuId) -> Result<(), &'static str> {
 /// instead: it is reported failed, and must not appear online.
 pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
     debug_assert_eq!(ipi_ready(cpu), Ok(()), "{cpu} about to go online but not ready for IPIs");
-    debug_assert!(!x86_64::instructions::interrupts::are_enabled(), "{cpu} enabled interrupts before going online");
+    debug_assert!(!irq::are_enabled(), "{cpu} enabled interrupts before going online");
     if !leave_starting(cpu, State::Online) {
         return Err("too late: the boot CPU gave up waiting for it");
     }

@@ -23,9 +23,9 @@ use crossbeam_utils::CachePadded;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
 use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Once;
-use x86_64::instructions::interrupts;
 
 use super::doorbell;
+use crate::arch::irq;
 use crate::hooks::{self, Action};
 use crate::percpu::{self, Activity};
 use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
@@ -132,7 +132,7 @@ fn warn_if_raced(cpu: CpuId, name: &str) {
 
 /// Runs `f` here with interrupts off, as if it had come by IPI.
 fn run_locally(f: &dyn Fn()) {
-    interrupts::without_interrupts(f);
+    irq::without(f);
     COUNTERS[me().index()].calls_run.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -269,7 +269,7 @@ fn watchdog_report(target: CpuId, name: &str, waited_us: u64) {
 }
 
 fn warn_if_irqs_off(what: &str) {
-    if !interrupts::are_enabled() {
+    if !irq::are_enabled() {
         log::warn!("{what} called with interrupts disabled: it waits, and could deadlock stop-machine");
     }
 }
@@ -287,7 +287,7 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
     }
     warn_if_irqs_off("call_single");
     let rec = CallRecord::new_sync(f, name, me, cpu);
-    let queued = interrupts::without_interrupts(|| {
+    let queued = irq::without(|| {
         if !may_send_to(cpu) {
             return false;
         }
@@ -309,7 +309,7 @@ pub fn call_single<F: Fn() + Sync>(cpu: CpuId, name: &'static str, f: &F) -> Res
 /// may be called with interrupts off: `Busy` if the record's previous call
 /// is still in flight, `Offline` if `cpu` is not online.
 pub fn call_single_async(cpu: CpuId, rec: &'static CallRecord<'static>) -> Result<(), CallError> {
-    interrupts::without_interrupts(|| {
+    irq::without(|| {
         if cpu != me() {
             if !may_send_to(cpu) {
                 return Err(CallError::Offline(cpu));
@@ -375,7 +375,7 @@ fn send_nowait(slot: &'static NowaitSlot, cpu: CpuId, f: fn(usize), arg: usize) 
     let start = Deadline::after_us(0);
     let mut next_report = watchdog_limit_us();
     loop {
-        let sent = interrupts::without_interrupts(|| {
+        let sent = irq::without(|| {
             if slot.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 return None;
             }
@@ -438,7 +438,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
     let me = me();
     let mut ran = CpuSet::EMPTY;
     let mut records: Vec<CallRecord<'_>> = Vec::new();
-    interrupts::without_interrupts(|| {
+    irq::without(|| {
         let t = targets(mask);
         // Allocated in full before any is queued: queued records must not move.
         records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me, cpu)).collect();
@@ -460,7 +460,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
     }
     // Unregistered and freed in one step: a CPU parked in between would
     // leave the vector to nobody.
-    interrupts::without_interrupts(|| {
+    irq::without(|| {
         unregister_wait(me);
         drop(records);
     });

@@ -26,8 +26,7 @@ use smp_core::poll::PollFlag;
 use smp_core::{CpuId, MAX_CPUS};
 
 use super::calls;
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vectors::IpiKind;
+use crate::arch::ipi::{self, IpiKind};
 use crate::hooks;
 use crate::percpu;
 
@@ -38,10 +37,8 @@ static POLL_FLAGS: [CachePadded<PollFlag>; MAX_CPUS] = [const { CachePadded::new
 /// Sends `cpu` the CALL_FUNCTION IPI, unconditionally. Senders go through
 /// [`after_push`]; the watchdog rings again this way.
 pub fn ring(cpu: CpuId) {
-    if let Some(apic_id) = super::topology::apic_id(cpu) {
-        apic::send_ipi(IpiKind::CallFunction, apic_id);
-        calls::counters(percpu::current_cpu()).doorbells_sent.fetch_add(1, Ordering::Relaxed);
-    }
+    ipi::send(IpiKind::CallFunction, cpu);
+    calls::counters(percpu::current_cpu()).doorbells_sent.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The doorbell rule and the polling skip, for a sender that has just

@@ -13,10 +13,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Mutex;
-use x86_64::instructions::interrupts;
 
 use super::{bringup, calls, stop_machine};
-use crate::arch::x86_64::{ap, apic};
+use crate::arch::{cpu, irq, start};
 use crate::hooks::{self, Action};
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
@@ -70,7 +69,7 @@ pub static STEPS: [Step; 7] = [
         name: "ap.descriptor-tables",
         down_hook: "ap.descriptor-tables.down",
         runs: Runs::Target,
-        startup: Some(ap::load_descriptor_tables),
+        startup: Some(start::load_descriptor_tables),
         teardown: None,
         dying: false,
     },
@@ -78,8 +77,8 @@ pub static STEPS: [Step; 7] = [
         name: "ap.local-apic",
         down_hook: "ap.local-apic.down",
         runs: Runs::Target,
-        startup: Some(ap::enable_local_apic),
-        teardown: Some(quiesce_apic),
+        startup: Some(start::enable_interrupt_controller),
+        teardown: Some(start::quiesce_interrupt_controller),
         dying: false,
     },
     Step {
@@ -372,12 +371,12 @@ pub fn park_if_dying() {
     // borrow) on this stack, which the next life reuses: see them released.
     calls::settle_abandoned_wait();
     if hooks::point("hotplug.skip-offline-window", me) == Action::Continue {
-        interrupts::enable();
+        irq::enable();
         let _ = hooks::point("hotplug.offline-window", me);
         // A pending IPI is taken right after `sti`; this only covers one
         // still in flight. Longer costs every offlining (see README, Performance).
         crate::time::delay_us(50);
-        interrupts::disable();
+        irq::disable();
     }
     for step in target_steps().rev().filter(|s| !s.dying) {
         if let Some(t) = step.teardown
@@ -389,16 +388,11 @@ pub fn park_if_dying() {
     percpu::current().set_activity(Activity::Parked);
     DOWN_PENDING[me.index()].store(false, Ordering::SeqCst);
     PARKED[me.index()].store(1, Ordering::SeqCst);
-    crate::power::halt_forever()
+    cpu::halt_forever()
 }
 
 fn flush_queue(_cpu: CpuId) -> Result<(), &'static str> {
     calls::dying_flush();
-    Ok(())
-}
-
-fn quiesce_apic(_cpu: CpuId) -> Result<(), &'static str> {
-    apic::quiesce_this_cpu();
     Ok(())
 }
 

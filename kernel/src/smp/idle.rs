@@ -23,9 +23,9 @@
 //! `haltpoll`) measures the other choices.
 
 use spin::Once;
-use x86_64::instructions::interrupts;
 
 use super::{calls, doorbell, worker};
+use crate::arch::irq;
 use crate::percpu::{self, Activity};
 use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 use smp_core::CpuId;
@@ -80,7 +80,7 @@ pub fn idle() -> ! {
     let mut poll_first = true;
     loop {
         percpu::current().set_activity(Activity::Idle);
-        interrupts::disable();
+        irq::disable();
         if !worker::is_free(me) {
             percpu::current().set_activity(Activity::Running);
             worker::run_pending(me);
@@ -92,7 +92,7 @@ pub fn idle() -> ! {
             poll_first = poll_for_work(me, Some(poll_window_us())) > 0;
         } else {
             // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
-            interrupts::enable_and_hlt();
+            irq::enable_and_halt();
             poll_first = true;
         }
     }
@@ -111,7 +111,7 @@ fn poll_for_work(me: CpuId, window: Option<u64>) -> usize {
     let mut quiet = window.map(Deadline::after_us);
     let mut spins = 0u32;
     doorbell::start_polling();
-    interrupts::enable();
+    irq::enable();
     while worker::is_free(me) {
         if queue.is_empty() {
             core::hint::spin_loop();
@@ -121,15 +121,15 @@ fn poll_for_work(me: CpuId, window: Option<u64>) -> usize {
             }
             continue;
         }
-        interrupts::disable();
+        irq::disable();
         // What a watchdog report shows while the calls found here run.
         percpu::current().set_activity(Activity::Running);
         calls::run_queue(me);
         percpu::current().set_activity(Activity::Idle);
-        interrupts::enable();
+        irq::enable();
         quiet = window.map(Deadline::after_us);
     }
-    interrupts::disable();
+    irq::disable();
     percpu::current().set_activity(Activity::Running);
     doorbell::stop_polling()
 }

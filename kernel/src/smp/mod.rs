@@ -1,5 +1,5 @@
-//! Generic SMP: CPU masks, discovery, bring-up, cross-calls, stopping.
-//! Hardware access goes through `arch::x86_64`.
+//! Generic SMP: CPU masks, bring-up, cross-calls, stopping. Hardware
+//! access goes through the façade of `crate::arch`, never past it.
 
 pub mod bringup;
 pub mod calls;
@@ -9,13 +9,12 @@ pub mod idle;
 pub mod ping;
 pub mod stop;
 pub mod stop_machine;
-pub mod topology;
 pub mod worker;
 
 use crossbeam_utils::CachePadded;
 use smp_core::{AtomicCpuSet, CpuId};
 
-use crate::arch::x86_64::{apic, interrupts};
+use crate::arch::{irq, platform};
 
 /// CPUs the firmware reports as usable now or later.
 pub static POSSIBLE: AtomicCpuSet = AtomicCpuSet::new();
@@ -31,28 +30,23 @@ pub static ACTIVE: AtomicCpuSet = AtomicCpuSet::new();
 /// The boot CPU's SMP setup: discovery, its own APIC, the trampoline, then
 /// (unless `smp.boot_aps=0`) every other present CPU.
 pub fn init_boot_cpu() {
-    let mode = apic::detect();
-    let bsp_apic = apic::current_apic_id();
-    let topo = topology::init(bsp_apic);
-    for c in topo.possible.iter() {
+    let found = platform::init_boot_cpu();
+    for c in found.possible.iter() {
         POSSIBLE.insert(c);
     }
-    for c in topo.present.iter() {
+    for c in found.present.iter() {
         PRESENT.insert(c);
-    }
-    interrupts::disable_legacy_pic();
-    if let Err(e) = apic::init_this_cpu(topology::lint_nmi(CpuId::BOOT)) {
-        panic!("the boot CPU's local APIC cannot be set up: {e}");
     }
     calls::prepare_queue(CpuId::BOOT).expect("boot CPU call queue");
     ONLINE.insert(CpuId::BOOT);
     ACTIVE.insert(CpuId::BOOT);
-    x86_64::instructions::interrupts::enable();
+    irq::enable();
     log::info!(
-        "{} CPUs possible, {} present; {mode:?} mode; boot CPU is {}",
-        topo.possible.len(),
-        topo.present.len(),
-        bsp_apic
+        "{} CPUs possible, {} present; {} mode; boot CPU is {}",
+        found.possible.len(),
+        found.present.len(),
+        found.controller,
+        found.boot_cpu
     );
     if let Err(e) = bringup::init() {
         log::error!("cannot prepare AP start-up ({e}); running on the boot CPU alone");

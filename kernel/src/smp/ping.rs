@@ -3,8 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vectors::IpiKind;
+use crate::arch::ipi::{self, IpiKind};
 use crate::percpu;
 use smp_core::{CpuId, MAX_CPUS};
 
@@ -21,8 +20,7 @@ pub fn received(cpu: CpuId) -> u64 {
 /// Pings `cpu` and waits (bounded) for its handler to run. `false` if it did
 /// not answer within `timeout_us`.
 pub fn ping(cpu: CpuId, timeout_us: u64) -> bool {
-    let Some(apic_id) = super::topology::apic_id(cpu) else { return false };
     let before = received(cpu);
-    apic::send_ipi(IpiKind::Ping, apic_id);
+    ipi::send(IpiKind::Ping, cpu);
     crate::time::wait_until(timeout_us, || received(cpu) != before)
 }

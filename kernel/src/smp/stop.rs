@@ -15,8 +15,9 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
 
-use crate::arch::x86_64::apic;
-use crate::arch::x86_64::vectors::IpiKind;
+use crate::arch::cpu::{self, Registers};
+use crate::arch::ipi::{self, IpiKind};
+use crate::arch::start;
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
 
@@ -48,14 +49,13 @@ pub enum Method {
 }
 
 /// What a stopped CPU saved (crash stops only).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct CrashRecord {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-    pub was: u32,
+    /// Where it was: interrupted there, or where it stopped itself.
+    pub regs: Registers,
+    pub was: Activity,
     /// Its frame pointer when it stopped: its backtrace starts there.
-    pub rbp: u64,
+    pub frame_pointer: u64,
 }
 
 const NOBODY: u32 = u32::MAX;
@@ -65,7 +65,25 @@ static REASON_CRASH: AtomicBool = AtomicBool::new(false);
 static ATTEMPT: AtomicU32 = AtomicU32::new(0);
 static METHOD: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 static STOPPED_AT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static RECORDS: [[AtomicU64; 5]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 5] }; MAX_CPUS];
+/// One CPU's crash record, written by that CPU as it stops (`ip` last: a
+/// reader that sees it nonzero sees the rest).
+struct RecordSlot {
+    ip: AtomicU64,
+    sp: AtomicU64,
+    flags: AtomicU64,
+    was: AtomicU32,
+    frame_pointer: AtomicU64,
+}
+
+static RECORDS: [RecordSlot; MAX_CPUS] = [const {
+    RecordSlot {
+        ip: AtomicU64::new(0),
+        sp: AtomicU64::new(0),
+        flags: AtomicU64::new(0),
+        was: AtomicU32::new(0),
+        frame_pointer: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
 
 /// The outcome of [`stop_other_cpus`].
 #[derive(Clone, Copy, Debug)]
@@ -106,13 +124,11 @@ pub fn how_stopped(cpu: CpuId) -> Option<(Method, u32)> {
 /// The register record `cpu` saved, if it stopped for a crash.
 pub fn crash_record(cpu: CpuId) -> Option<CrashRecord> {
     let r = &RECORDS[cpu.index()];
-    let rip = r[0].load(Ordering::SeqCst);
-    (rip != 0).then(|| CrashRecord {
-        rip,
-        rsp: r[1].load(Ordering::SeqCst),
-        rflags: r[2].load(Ordering::SeqCst),
-        was: r[3].load(Ordering::SeqCst) as u32,
-        rbp: r[4].load(Ordering::SeqCst),
+    let ip = r.ip.load(Ordering::SeqCst);
+    (ip != 0).then(|| CrashRecord {
+        regs: Registers { ip, sp: r.sp.load(Ordering::SeqCst), flags: r.flags.load(Ordering::SeqCst) },
+        was: Activity::from_u32(r.was.load(Ordering::SeqCst)),
+        frame_pointer: r.frame_pointer.load(Ordering::SeqCst),
     })
 }
 
@@ -144,15 +160,14 @@ fn still_running(me: CpuId) -> CpuSet {
 fn send(cpus: &CpuSet, attempt: u32) {
     let starting = super::bringup::starting();
     for cpu in cpus.iter() {
-        let Some(id) = super::topology::apic_id(cpu) else { continue };
         if attempt == 1 {
-            apic::send_ipi(IpiKind::Stop, id);
-        } else if starting.contains(cpu) && !crate::arch::x86_64::idt::is_loaded_on(cpu) {
-            if apic::startup::send_init(id).is_ok() {
+            ipi::send(IpiKind::Stop, cpu);
+        } else if starting.contains(cpu) && !cpu::can_take_nmi(cpu) {
+            if start::reset_to_wait_for_start(cpu).is_ok() {
                 mark_stopped(cpu, Method::Init);
             }
         } else {
-            apic::send_nmi(id);
+            ipi::send_nmi(cpu);
         }
     }
 }
@@ -201,26 +216,26 @@ pub fn stop_after_losing_panic_race() -> ! {
     stop_this_cpu(Method::Itself, None)
 }
 
-/// Handler of the maskable STOP IPI.
-pub fn on_stop_ipi(frame: &x86_64::structures::idt::InterruptStackFrame) -> ! {
-    stop_this_cpu(Method::Ipi, Some(frame))
+/// Handler of the maskable STOP IPI; `interrupted` is where it found the CPU.
+pub fn on_stop_ipi(interrupted: Registers) -> ! {
+    stop_this_cpu(Method::Ipi, Some(interrupted))
 }
 
 /// Called by the NMI dispatcher: claims the NMI if a stop is in progress
 /// and this CPU is one to be stopped.
-pub fn on_nmi(frame: &x86_64::structures::idt::InterruptStackFrame) -> bool {
+pub fn on_nmi(interrupted: Registers) -> bool {
     let me = percpu::current_cpu();
     let stopper = STOPPER.load(Ordering::SeqCst);
     if stopper == NOBODY || stopper == me.index() as u32 || ATTEMPT.load(Ordering::SeqCst) < 2 {
         return false;
     }
-    stop_this_cpu(Method::Nmi, Some(frame))
+    stop_this_cpu(Method::Nmi, Some(interrupted))
 }
 
 /// Leaves `online`, saves the crash record if asked, marks itself stopped
 /// (the very last act) and halts with interrupts off. Never returns.
-pub fn stop_this_cpu(how: Method, frame: Option<&x86_64::structures::idt::InterruptStackFrame>) -> ! {
-    x86_64::instructions::interrupts::disable();
+pub fn stop_this_cpu(how: Method, interrupted: Option<Registers>) -> ! {
+    crate::arch::irq::disable();
     let me = percpu::current();
     let cpu = me.cpu();
     if crate::hooks::point("stop.deaf", cpu) == crate::hooks::Action::Fail {
@@ -234,19 +249,16 @@ pub fn stop_this_cpu(how: Method, frame: Option<&x86_64::structures::idt::Interr
         let r = &RECORDS[cpu.index()];
         // From an interrupt: where it was interrupted. Stopping itself:
         // here (the frame that called into the stop).
-        let (rip, rsp, rflags) = match frame {
-            Some(f) => (f.instruction_pointer.as_u64(), f.stack_pointer.as_u64(), f.cpu_flags.bits()),
-            None => here_registers(),
-        };
-        r[1].store(rsp, Ordering::SeqCst);
-        r[2].store(rflags, Ordering::SeqCst);
-        r[3].store(me.activity() as u64, Ordering::SeqCst);
-        r[4].store(crate::backtrace::current_rbp(), Ordering::SeqCst);
-        r[0].store(rip, Ordering::SeqCst);
+        let regs = interrupted.unwrap_or_else(Registers::here);
+        r.sp.store(regs.sp, Ordering::SeqCst);
+        r.flags.store(regs.flags, Ordering::SeqCst);
+        r.was.store(me.activity() as u32, Ordering::SeqCst);
+        r.frame_pointer.store(crate::backtrace::current_rbp(), Ordering::SeqCst);
+        r.ip.store(regs.ip, Ordering::SeqCst);
     }
     me.set_activity(Activity::Stopped);
     mark_stopped(cpu, how);
-    crate::power::halt_forever()
+    cpu::halt_forever()
 }
 
 /// Out of `online`, and the books say how and at which attempt; the last
@@ -260,24 +272,6 @@ fn mark_stopped(cpu: CpuId, how: Method) {
     STOPPED.insert(cpu);
 }
 
-/// RIP, RSP and RFLAGS of the calling code.
-fn here_registers() -> (u64, u64, u64) {
-    let (rip, rsp, rflags): (u64, u64, u64);
-    // SAFETY: reads registers only; `pushfq; pop` leaves the stack as it was.
-    unsafe {
-        core::arch::asm!(
-            "lea {rip}, [rip]",
-            "mov {rsp}, rsp",
-            "pushfq",
-            "pop {fl}",
-            rip = out(reg) rip,
-            rsp = out(reg) rsp,
-            fl = out(reg) rflags,
-        )
-    };
-    (rip, rsp, rflags)
-}
-
 /// Prints how every CPU stopped (and its crash record).
 pub fn print_report(report: &Report) {
     for cpu in report.stopped.iter() {
@@ -285,30 +279,19 @@ pub fn print_report(report: &Report) {
         match crash_record(cpu) {
             Some(r) => {
                 log::error!(
-                    "stop: {cpu} stopped by {how:?} at attempt {attempt}; was {:?} at RIP {:#x} RSP {:#x} RFLAGS {:#x}",
-                    activity_name(r.was),
-                    r.rip,
-                    r.rsp,
-                    r.rflags
+                    "stop: {cpu} stopped by {how:?} at attempt {attempt}; was {} at RIP {:#x} RSP {:#x} RFLAGS {:#x}",
+                    r.was.describe(),
+                    r.regs.ip,
+                    r.regs.sp,
+                    r.regs.flags
                 );
                 // Its stack stays as it was: it halted.
-                crate::backtrace::print_from(cpu.index(), r.rbp);
+                crate::backtrace::print_from(cpu.index(), r.frame_pointer);
             }
             None => log::info!("stop: {cpu} stopped by {how:?} at attempt {attempt}"),
         }
     }
     if !report.not_stopped.is_empty() {
         log::error!("stop: NOT stopped: {:?}", report.not_stopped);
-    }
-}
-
-fn activity_name(v: u32) -> &'static str {
-    match v {
-        1 => "idle",
-        2 => "running",
-        3 => "in an IPI handler",
-        4 => "in stop-machine",
-        5 => "parked",
-        _ => "booting",
     }
 }

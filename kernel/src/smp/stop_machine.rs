@@ -33,10 +33,9 @@ use smp_core::lockstep::{Ack, Lockstep, NoAbort};
 use smp_core::sleep::{Sleeper, WakeSeq};
 use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
 use spin::{Mutex, Once};
-use x86_64::instructions::interrupts;
 
-use crate::arch::x86_64::vectors::IpiKind;
-use crate::arch::x86_64::{apic, nmi_halt};
+use crate::arch::ipi::{self, IpiKind};
+use crate::arch::{cpu, irq};
 use crate::hooks;
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
@@ -175,10 +174,8 @@ fn wake_sleepers() {
         if !SLEEPERS[cpu.index()].must_wake() {
             continue;
         }
-        if let Some(id) = super::topology::apic_id(cpu) {
-            WAKE_NMIS_SENT[cpu.index()].fetch_add(1, Ordering::SeqCst);
-            apic::send_nmi(id);
-        }
+        WAKE_NMIS_SENT[cpu.index()].fetch_add(1, Ordering::SeqCst);
+        ipi::send_nmi(cpu);
     }
 }
 
@@ -207,7 +204,7 @@ fn halt_until_changed(me: CpuId, generation: u32, seen: State) {
         // wake-up NMI taken here must still end the halt.
         let _ = hooks::point("stop_machine.before-halt", me);
         HALTS.fetch_add(1, Ordering::Relaxed);
-        nmi_halt::halt_while_eq(WAKES.word(), seq);
+        cpu::halt_while_eq(WAKES.word(), seq);
     }
     sleeper.finish();
 }
@@ -249,9 +246,7 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
     JOINED[me.index()].store(generation, Ordering::SeqCst);
     c.step.begin(generation, count as u16);
     for cpu in participants.iter().filter(|c| *c != me) {
-        if let Some(id) = super::topology::apic_id(cpu) {
-            apic::send_ipi(IpiKind::StopMachine, id);
-        }
+        ipi::send(IpiKind::StopMachine, cpu);
     }
     let result = participate_as(me, generation, true);
     // Everyone has left (or was never reached): clear for the next run.
@@ -289,7 +284,7 @@ pub fn on_stop_machine_ipi() {
 /// deadline and aborts if some CPU never acks.
 fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(), StopError> {
     let c = &CONTROL;
-    let irq_were_on = interrupts::are_enabled();
+    let irq_were_on = irq::are_enabled();
     let prev_activity = percpu::current().activity();
     percpu::current().set_activity(Activity::StopMachine);
     let mut seen = State::Idle;
@@ -312,7 +307,7 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
             spin_until = Deadline::after_us(spin_us());
             match state {
                 State::Prepare => {
-                    interrupts::enable();
+                    irq::enable();
                     // Test hook: act on this CPU while it has interrupts on
                     // inside the run (a stale IPI arrives here).
                     let _ = hooks::point("stop_machine.prepare", me);
@@ -322,10 +317,10 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                     // while others already have theirs off (story 1,
                     // docs/stories/1-dying-flush.md).
                     let _ = hooks::point("stop_machine.disable-irq", me);
-                    interrupts::disable();
+                    irq::disable();
                 }
                 State::Run => {
-                    if !interrupts::are_enabled() {
+                    if !irq::are_enabled() {
                         IRQS_OFF_IN_RUN[me.index()].store(generation, Ordering::SeqCst);
                     }
                     if c.run_on.contains(me) {
@@ -386,9 +381,9 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
     }
     percpu::current().set_activity(prev_activity);
     if irq_were_on {
-        interrupts::enable()
+        irq::enable()
     } else {
-        interrupts::disable()
+        irq::disable()
     }
     result
 }

@@ -67,7 +67,7 @@ pub fn run_pending(cpu: CpuId) {
     let arg = slot.arg.load(Ordering::Relaxed);
     // SAFETY: `spawn` stored a `fn(usize)` there before publishing RUNNING.
     let f: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(func) };
-    x86_64::instructions::interrupts::enable();
+    crate::arch::irq::enable();
     f(arg);
     slot.state.store(FREE, Ordering::Release);
 }

@@ -157,7 +157,7 @@ fn one_by_one_bring_up_works() -> Outcome {
 /// to the parser): discovery reports it and falls back to one CPU.
 fn malformed_madt_falls_back_to_one_cpu() -> Outcome {
     hooks::arm("acpi.corrupt-madt", None, Mode::Fail);
-    let (topo, _) = smp::topology::read_from_firmware(kernel::arch::x86_64::apic::current_apic_id());
+    let (topo, _) = kernel::arch::x86_64::topology::read_from_firmware(kernel::arch::x86_64::apic::current_apic_id());
     hooks::release("acpi.corrupt-madt");
     kassert_eq!(topo.cpus.len(), 1);
     kassert!(topo.present.contains(CpuId::BOOT));

@@ -255,7 +255,7 @@ fn offline_window_probe(x: usize) {
     x86_64::instructions::interrupts::enable();
     PROBE_STARTED.store(true, Ordering::SeqCst);
     let reached = kernel::time::wait_until(5_000_000, || hooks::reached("hotplug.offline-window") > 0);
-    if let (true, Some(x_apic)) = (reached, smp::topology::apic_id(x)) {
+    if let (true, Some(x_apic)) = (reached, kernel::arch::x86_64::topology::apic_id(x)) {
         apic::send_ipi(IpiKind::CallFunction, x_apic);
         kernel::time::delay_us(50_000);
         BARE_DOORBELL_WARNINGS.store(calls::counters(x).offline_warnings.load(Ordering::SeqCst), Ordering::SeqCst);

@@ -508,7 +508,7 @@ fn a_job_spawned_right_after_cpu_up_runs() -> Outcome {
 fn missing_apic_id() -> Result<ApicId, Failure> {
     (0..0xFF)
         .map(ApicId)
-        .find(|id| smp::topology::cpu_of(*id).is_none())
+        .find(|id| kernel::arch::x86_64::topology::cpu_of(*id).is_none())
         .ok_or(Failure("every xAPIC id is taken".into()))
 }
 

@@ -55,7 +55,7 @@ extern "x86-interrupt" fn ping(_: InterruptStackFrame) {
 
 extern "x86-interrupt" fn stop(frame: InterruptStackFrame) {
     apic::eoi();
-    crate::smp::stop::on_stop_ipi(&frame);
+    crate::smp::stop::on_stop_ipi(super::cpu::Registers::interrupted(&frame));
 }
 
 /// EOI first: a participant re-enables interrupts in PREPARE and must be

@@ -11,7 +11,7 @@ static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
 pub fn dispatch(frame: &mut InterruptStackFrame) {
     super::nmi_halt::skip_halt_if_interrupted_in_stub(frame);
     // A stop NMI is told apart by the stop in progress naming this CPU.
-    if crate::smp::stop::on_nmi(frame) {
+    if crate::smp::stop::on_nmi(super::cpu::Registers::interrupted(frame)) {
         return;
     }
     // A wake-up of a stop-machine waiter, by the count of those sent here.

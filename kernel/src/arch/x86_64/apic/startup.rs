@@ -59,6 +59,10 @@ pub enum StartFailure {
     Send(SendError),
     /// The local APIC reported these errors for it.
     Esr(Errors),
+    /// The firmware's tables list no such CPU, so it has no APIC id.
+    NotListed,
+    /// STARTUP before the trampoline was installed.
+    NoTrampoline,
 }
 
 impl fmt::Display for StartError {
@@ -66,6 +70,8 @@ impl fmt::Display for StartError {
         match self.cause {
             StartFailure::Send(e) => write!(f, "{}: {e}", self.step.name()),
             StartFailure::Esr(e) => write!(f, "{}: the local APIC reported a send error ({e})", self.step.name()),
+            StartFailure::NotListed => write!(f, "{}: the firmware lists no such CPU", self.step.name()),
+            StartFailure::NoTrampoline => write!(f, "{}: no AP trampoline", self.step.name()),
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use x86_64::instructions::port::Port;
 
-use crate::arch::x86_64::ports::{BOCHS_SHUTDOWN, QEMU_DEBUG_EXIT};
+pub use super::cpu::halt_forever;
+use super::ports::{BOCHS_SHUTDOWN, QEMU_DEBUG_EXIT};
 
 /// The verdict a run ends with. QEMU turns the value v written to its
 /// isa-debug-exit port into exit status (v << 1) | 1: 33 and 35.
@@ -34,13 +35,4 @@ pub fn exit(code: ExitCode) -> ! {
         }
     }
     halt_forever()
-}
-
-/// Halts this CPU for good: interrupts off, `hlt` in a loop (an NMI may
-/// still wake it, so loop).
-pub fn halt_forever() -> ! {
-    x86_64::instructions::interrupts::disable();
-    loop {
-        x86_64::instructions::hlt();
-    }
 }

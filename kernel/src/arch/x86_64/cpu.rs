@@ -1,0 +1,71 @@
+//! This CPU (the façade's `arch::cpu`): the timestamp counter, halting, and
+//! the registers a stopped CPU leaves behind.
+
+use x86_64::structures::idt::InterruptStackFrame;
+
+pub use super::nmi_halt::halt_while_eq;
+use smp_core::CpuId;
+
+/// The timestamp counter.
+pub fn timestamp() -> u64 {
+    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Timestamp ticks per microsecond, measured over `window_us` of the PIT.
+pub fn measure_timestamp_per_us(window_us: u64) -> u64 {
+    super::pit::measure_tsc_per_us(window_us)
+}
+
+/// Halts this CPU for good: interrupts off, `hlt` in a loop (an NMI may
+/// still wake it, so loop).
+pub fn halt_forever() -> ! {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Whether `cpu` could take an NMI now: one that has no IDT yet (still in
+/// the trampoline) would triple-fault.
+pub fn can_take_nmi(cpu: CpuId) -> bool {
+    super::idt::is_loaded_on(cpu)
+}
+
+/// Where a CPU was: instruction pointer, stack pointer and flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Registers {
+    pub ip: u64,
+    pub sp: u64,
+    pub flags: u64,
+}
+
+impl Registers {
+    /// The calling code's.
+    #[inline(always)]
+    pub fn here() -> Registers {
+        let (ip, sp, flags): (u64, u64, u64);
+        // SAFETY: reads registers only; `pushfq; pop` leaves the stack as it was.
+        unsafe {
+            core::arch::asm!(
+                "lea {ip}, [rip]",
+                "mov {sp}, rsp",
+                "pushfq",
+                "pop {fl}",
+                ip = out(reg) ip,
+                sp = out(reg) sp,
+                fl = out(reg) flags,
+            )
+        };
+        Registers { ip, sp, flags }
+    }
+
+    /// Where an interrupt found the CPU.
+    pub fn interrupted(frame: &InterruptStackFrame) -> Registers {
+        Registers {
+            ip: frame.instruction_pointer.as_u64(),
+            sp: frame.stack_pointer.as_u64(),
+            flags: frame.cpu_flags.bits(),
+        }
+    }
+}
