@@ -135,7 +135,7 @@ fn write_bytes(bytes: &[u8]) {
     // Test hook: hold this CPU here, console lock taken, to show that a
     // panic elsewhere still gets its report out.
     if !reentered {
-        let _ = crate::hooks::point("console.locked", percpu::current_cpu());
+        let _ = crate::hooks::point(crate::hooks::points::CONSOLE_LOCKED, percpu::current_cpu());
     }
     // SAFETY: we own the console lock (or re-entered our own line, or broke
     // the lock of a CPU that is stuck), so nobody else writes the UART now.

@@ -14,15 +14,16 @@ use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use smp_core::{CpuId, CpuSet, MAX_CPUS};
 use spin::Mutex;
 
+use super::hotplug::StepId;
 use crate::arch::start::{self, Delays, StartError, StartStep};
 use crate::arch::{HwCpuId, cpu, irq};
-use crate::hooks::{self, Action};
+use crate::hooks::{self, Action, points};
 use crate::mem::vmem;
 use crate::time::{self, Deadline};
 
-/// Names of the AP setup steps, in order (for tests that fail each in turn).
-pub fn ap_step_names() -> impl Iterator<Item = &'static str> {
-    super::hotplug::target_steps().filter(|s| s.name != "cpu.online").map(|s| s.name)
+/// The AP setup steps before online, in order (for tests that fail each in turn).
+pub fn ap_steps() -> impl Iterator<Item = StepId> {
+    super::hotplug::target_steps().map(|s| s.id).filter(|id| *id != StepId::CpuOnline)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,7 +210,7 @@ fn launch_batch(
         for &cpu in go.iter().filter(|c| state(**c) == State::Starting) {
             // Test hook: a CPU that never answers its SIPI (it stays in
             // wait-for-SIPI after the INIT).
-            if hooks::point("bringup.no-sipi", cpu) == Action::Fail {
+            if hooks::point(points::BRINGUP_NO_SIPI, cpu) == Action::Fail {
                 continue;
             }
             if let Err(e) = start::send_startup(cpu, step) {
@@ -246,7 +247,7 @@ fn launch_batch(
             gave_up = true;
             for &cpu in &go {
                 // Test hook: a late AP may come online right here.
-                let _ = hooks::point("bringup.before-timeout", cpu);
+                let _ = hooks::point(points::BRINGUP_BEFORE_TIMEOUT, cpu);
                 if !leave_starting(cpu, State::Failed) {
                     // It came online (or failed) just now: the loop sees which.
                     continue;
@@ -268,7 +269,7 @@ fn launch_batch(
     for &cpu in &go {
         if state(cpu) == State::Failed && !report.errors.iter().any(|e| e.cpu == cpu) {
             let failed = FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize;
-            let step = super::hotplug::target_steps().nth(failed).map_or("?", |s| s.name);
+            let step = super::hotplug::target_steps().nth(failed).map_or("?", |s| s.id.name());
             report.errors.push(error(cpu, step, "the step reported failure"));
         }
     }
@@ -337,20 +338,20 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
         STACKS.lock()[cpu.index()] = Some(s);
     }
     // Test hook: hold a CPU in its first Rust code, before it has an IDT.
-    let _ = hooks::point("ap.entry", cpu);
+    let _ = hooks::point(points::AP_ENTRY, cpu);
     // No allocation here: this frame is abandoned, not returned from, when
     // the CPU goes down.
     for (i, step) in super::hotplug::target_steps().enumerate() {
-        if step.name == "cpu.online" {
+        if step.id == StepId::CpuOnline {
             // Test hook: hold a CPU after INIT-SIPI-SIPI, before it is online.
-            let _ = hooks::point("ap.before-online", cpu);
+            let _ = hooks::point(points::AP_BEFORE_ONLINE, cpu);
         }
-        let result = match hooks::point(step.name, cpu) {
+        let result = match hooks::point(step.id.up_hook(), cpu) {
             Action::Fail => Err("injected by a test hook"),
             Action::Continue => step.startup.map_or(Ok(()), |f| f(cpu)),
         };
         if let Err(why) = result {
-            log::error!("{cpu}: bring-up step {} failed: {why}; staying offline", step.name);
+            log::error!("{cpu}: bring-up step {} failed: {why}; staying offline", step.id.name());
             // Undo the steps done, newest first, then park.
             let all = super::hotplug::target_steps().count();
             for done in super::hotplug::target_steps().rev().skip(all - i) {
@@ -393,7 +394,7 @@ pub fn mark_online(cpu: CpuId) -> Result<(), &'static str> {
     // Test hook: hold a CPU at the instant it is online (interrupts still
     // off, whatever steps come later), so a test sees it exactly as a sender
     // that finds it online does.
-    let _ = hooks::point("cpu.online.entered", cpu);
+    let _ = hooks::point(points::CPU_ONLINE_ENTERED, cpu);
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use spin::Once;
 
 use super::doorbell;
 use crate::arch::irq;
-use crate::hooks::{self, Action};
+use crate::hooks::{self, Action, points};
 use crate::percpu::{self, Activity};
 use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 
@@ -98,7 +98,7 @@ pub fn prepare_queue(cpu: CpuId) -> Result<(), &'static str> {
 
 /// Test hook: play the kernel of story 2, which had no such check.
 pub fn skip_queue_check(cpu: CpuId) -> bool {
-    hooks::point("calls.skip-queue-check", cpu) == Action::Fail
+    hooks::point(points::CALLS_SKIP_QUEUE_CHECK, cpu) == Action::Fail
 }
 
 /// Queues `rec` on `cpu` and rings its doorbell if the doorbell rule says
@@ -115,7 +115,7 @@ unsafe fn enqueue(cpu: CpuId, rec: &CallRecord<'_>) {
 /// Whether a sender may queue to `cpu`. The test hook lets a test play the
 /// buggy sender that skips the check (docs/rules.md, Hotplug 5).
 fn may_send_to(cpu: CpuId) -> bool {
-    super::ONLINE.contains(cpu) || hooks::point("calls.skip-online-check", me()) == Action::Fail
+    super::ONLINE.contains(cpu) || hooks::point(points::CALLS_SKIP_ONLINE_CHECK, me()) == Action::Fail
 }
 
 /// docs/rules.md, Cross-calls 9: a sender that got past the online check
@@ -549,7 +549,7 @@ pub fn on_doorbell() {
 pub fn dying_flush() -> usize {
     let cpu = me();
     doorbell::lower_flag_of_dying_cpu(cpu);
-    if hooks::point("calls.skip-dying-flush", cpu) == Action::Fail {
+    if hooks::point(points::CALLS_SKIP_DYING_FLUSH, cpu) == Action::Fail {
         return 0;
     }
     run_queue(cpu)

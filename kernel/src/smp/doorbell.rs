@@ -27,7 +27,7 @@ use smp_core::{CpuId, MAX_CPUS};
 
 use super::calls;
 use crate::arch::ipi::{self, IpiKind};
-use crate::hooks;
+use crate::hooks::{self, points};
 use crate::percpu;
 
 /// Per CPU: "polling my queue in idle, no doorbell needed". Each on its own
@@ -72,7 +72,7 @@ pub fn stop_polling() -> usize {
     // Test hook: hold the CPU after it stopped looking but before its flag
     // is down: the window in which a sender skips the doorbell and only the
     // last look below can find the call.
-    let _ = hooks::point("idle.stop-polling", me);
+    let _ = hooks::point(points::IDLE_STOP_POLLING, me);
     POLL_FLAGS[me.index()].stop();
     calls::run_queue(me)
 }

@@ -16,7 +16,7 @@ use spin::Mutex;
 
 use super::{bringup, calls, stop_machine};
 use crate::arch::{cpu, irq, start};
-use crate::hooks::{self, Action};
+use crate::hooks::{self, Action, Point, points};
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
 
@@ -31,11 +31,54 @@ pub enum Runs {
 
 type StepFn = fn(CpuId) -> Result<(), &'static str>;
 
-/// One hotplug step. Its test hooks are `name` (startup) and `down_hook`
-/// (teardown).
+/// Which step, by identity rather than by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepId {
+    CpuPrepare,
+    CpuKick,
+    ApDescriptorTables,
+    ApLocalApic,
+    ApCallQueue,
+    CpuOnline,
+    CpuActive,
+}
+
+impl StepId {
+    pub const fn name(self) -> &'static str {
+        self.up_hook().name()
+    }
+
+    /// The test hook before its startup.
+    pub const fn up_hook(self) -> Point {
+        match self {
+            StepId::CpuPrepare => points::CPU_PREPARE,
+            StepId::CpuKick => points::CPU_KICK,
+            StepId::ApDescriptorTables => points::AP_DESCRIPTOR_TABLES,
+            StepId::ApLocalApic => points::AP_LOCAL_APIC,
+            StepId::ApCallQueue => points::AP_CALL_QUEUE,
+            StepId::CpuOnline => points::CPU_ONLINE,
+            StepId::CpuActive => points::CPU_ACTIVE,
+        }
+    }
+
+    /// The test hook before its teardown.
+    pub const fn down_hook(self) -> Point {
+        match self {
+            StepId::CpuPrepare => points::CPU_PREPARE_DOWN,
+            StepId::CpuKick => points::CPU_KICK_DOWN,
+            StepId::ApDescriptorTables => points::AP_DESCRIPTOR_TABLES_DOWN,
+            StepId::ApLocalApic => points::AP_LOCAL_APIC_DOWN,
+            StepId::ApCallQueue => points::AP_CALL_QUEUE_DOWN,
+            StepId::CpuOnline => points::CPU_ONLINE_DOWN,
+            StepId::CpuActive => points::CPU_ACTIVE_DOWN,
+        }
+    }
+}
+
+/// One hotplug step. Its test hooks are its id's `up_hook` (startup) and
+/// `down_hook` (teardown).
 pub struct Step {
-    pub name: &'static str,
-    pub down_hook: &'static str,
+    pub id: StepId,
     pub runs: Runs,
     pub startup: Option<StepFn>,
     pub teardown: Option<StepFn>,
@@ -49,57 +92,38 @@ pub struct Step {
 /// descriptor tables with every IPI vector, local APIC, empty call queue,
 /// and only then online.
 pub static STEPS: [Step; 7] = [
+    Step { id: StepId::CpuPrepare, runs: Runs::Controller, startup: Some(prepare), teardown: None, dying: false },
+    Step { id: StepId::CpuKick, runs: Runs::Controller, startup: Some(kick), teardown: Some(take_down), dying: false },
     Step {
-        name: "cpu.prepare",
-        down_hook: "cpu.prepare.down",
-        runs: Runs::Controller,
-        startup: Some(prepare),
-        teardown: None,
-        dying: false,
-    },
-    Step {
-        name: "cpu.kick",
-        down_hook: "cpu.kick.down",
-        runs: Runs::Controller,
-        startup: Some(kick),
-        teardown: Some(take_down),
-        dying: false,
-    },
-    Step {
-        name: "ap.descriptor-tables",
-        down_hook: "ap.descriptor-tables.down",
+        id: StepId::ApDescriptorTables,
         runs: Runs::Target,
         startup: Some(start::load_descriptor_tables),
         teardown: None,
         dying: false,
     },
     Step {
-        name: "ap.local-apic",
-        down_hook: "ap.local-apic.down",
+        id: StepId::ApLocalApic,
         runs: Runs::Target,
         startup: Some(start::enable_interrupt_controller),
         teardown: Some(start::quiesce_interrupt_controller),
         dying: false,
     },
     Step {
-        name: "ap.call-queue",
-        down_hook: "ap.call-queue.down",
+        id: StepId::ApCallQueue,
         runs: Runs::Target,
         startup: Some(calls::prepare_queue),
         teardown: Some(flush_queue),
         dying: true,
     },
     Step {
-        name: "cpu.online",
-        down_hook: "cpu.online.down",
+        id: StepId::CpuOnline,
         runs: Runs::Target,
         startup: Some(bringup::mark_online),
         teardown: Some(mark_offline),
         dying: true,
     },
     Step {
-        name: "cpu.active",
-        down_hook: "cpu.active.down",
+        id: StepId::CpuActive,
         runs: Runs::Controller,
         startup: Some(set_active),
         teardown: Some(clear_active),
@@ -132,7 +156,7 @@ pub enum HotplugError {
     /// `step` failed (rolled back): `why`.
     StepFailed {
         cpu: CpuId,
-        step: &'static str,
+        step: StepId,
         why: &'static str,
         going_up: bool,
     },
@@ -204,8 +228,8 @@ fn fail(e: HotplugError) -> HotplugError {
     e
 }
 
-fn hook(name: &'static str, cpu: CpuId) -> Result<(), &'static str> {
-    match hooks::point(name, cpu) {
+fn hook(at: Point, cpu: CpuId) -> Result<(), &'static str> {
+    match hooks::point(at, cpu) {
         Action::Fail => Err("injected by a test hook"),
         Action::Continue => Ok(()),
     }
@@ -225,18 +249,18 @@ pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
     let controller: alloc::vec::Vec<(usize, &Step)> =
         STEPS.iter().enumerate().filter(|(_, s)| s.runs == Runs::Controller).collect();
     for (n, &(_, step)) in controller.iter().enumerate() {
-        let r = hook(step.name, cpu).and_then(|()| step.startup.map_or(Ok(()), |f| f(cpu)));
+        let r = hook(step.id.up_hook(), cpu).and_then(|()| step.startup.map_or(Ok(()), |f| f(cpu)));
         if let Err(why) = r {
             // Roll back the controller steps already done, newest first.
             for &(_, done) in controller[..n].iter().rev() {
                 if let Some(t) = done.teardown
                     && let Err(e) = t(cpu)
                 {
-                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", done.name);
+                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", done.id.name());
                 }
             }
             STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
-            let failed = fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: true });
+            let failed = fail(HotplugError::StepFailed { cpu, step: step.id, why, going_up: true });
             // A rollback that took the CPU down again is done, as a
             // `cpu_down` is, only once the CPU parked.
             if DOWN_PENDING[cpu.index()].load(Ordering::SeqCst) && !wait_parked(cpu, park_timeout_ms()) {
@@ -269,18 +293,18 @@ pub fn cpu_down(cpu: CpuId) -> Result<(), HotplugError> {
     }
     let controller: alloc::vec::Vec<&Step> = STEPS.iter().filter(|s| s.runs == Runs::Controller).collect();
     for (undone, step) in controller.iter().rev().enumerate() {
-        let r = hook(step.down_hook, cpu).and_then(|()| step.teardown.map_or(Ok(()), |f| f(cpu)));
+        let r = hook(step.id.down_hook(), cpu).and_then(|()| step.teardown.map_or(Ok(()), |f| f(cpu)));
         if let Err(why) = r {
             // Redo what was torn down, oldest first, so the CPU is as it was.
             for redo in controller[controller.len() - undone..].iter() {
                 if let Some(s) = redo.startup
                     && let Err(e) = s(cpu)
                 {
-                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", redo.name);
+                    log::error!("hotplug: rollback of {} on {cpu} failed: {e}", redo.id.name());
                 }
             }
             STATS.rollbacks.fetch_add(1, Ordering::Relaxed);
-            return Err(fail(HotplugError::StepFailed { cpu, step: step.name, why, going_up: false }));
+            return Err(fail(HotplugError::StepFailed { cpu, step: step.id, why, going_up: false }));
         }
     }
     STATS.downs.fetch_add(1, Ordering::Relaxed);
@@ -296,11 +320,12 @@ pub fn cpu_down(cpu: CpuId) -> Result<(), HotplugError> {
 /// The boot-time batch started CPUs through `cpu.kick` directly: run the
 /// controller steps that follow it for each.
 pub fn finish_boot_bringup(started: &CpuSet) {
-    let after_kick = STEPS.iter().skip_while(|s| s.name != "cpu.kick").skip(1).filter(|s| s.runs == Runs::Controller);
+    let after_kick =
+        STEPS.iter().skip_while(|s| s.id != StepId::CpuKick).skip(1).filter(|s| s.runs == Runs::Controller);
     for step in after_kick {
         for cpu in started.iter() {
             if let Some(Err(e)) = step.startup.map(|f| f(cpu)) {
-                log::error!("hotplug: boot-time {} on {cpu} failed: {e}", step.name);
+                log::error!("hotplug: boot-time {} on {cpu} failed: {e}", step.id.name());
             }
         }
     }
@@ -342,7 +367,7 @@ fn run_dying_steps(cpu: CpuId) {
         if let Some(t) = step.teardown
             && let Err(e) = t(cpu)
         {
-            log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.name);
+            log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.id.name());
         }
     }
     DYING[cpu.index()].store(1, Ordering::SeqCst);
@@ -370,9 +395,9 @@ pub fn park_if_dying() {
     // A waiting caller abandoned here left records (and the closures they
     // borrow) on this stack, which the next life reuses: see them released.
     calls::settle_abandoned_wait();
-    if hooks::point("hotplug.skip-offline-window", me) == Action::Continue {
+    if hooks::point(points::HOTPLUG_SKIP_OFFLINE_WINDOW, me) == Action::Continue {
         irq::enable();
-        let _ = hooks::point("hotplug.offline-window", me);
+        let _ = hooks::point(points::HOTPLUG_OFFLINE_WINDOW, me);
         // A pending IPI is taken right after `sti`; this only covers one
         // still in flight. Longer costs every offlining (see README, Performance).
         crate::time::delay_us(50);
@@ -382,7 +407,7 @@ pub fn park_if_dying() {
         if let Some(t) = step.teardown
             && let Err(e) = t(me)
         {
-            log::error!("hotplug: teardown {} on {me} failed: {e}", step.name);
+            log::error!("hotplug: teardown {} on {me} failed: {e}", step.id.name());
         }
     }
     percpu::current().set_activity(Activity::Parked);

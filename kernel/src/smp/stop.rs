@@ -184,7 +184,7 @@ pub fn stop_other_cpus(reason: Reason) -> Report {
     }
     REASON_CRASH.store(reason == Reason::Crash, Ordering::SeqCst);
     // Test hook: act once this CPU has won, before its first attempt.
-    let _ = crate::hooks::point("stop.won", me);
+    let _ = crate::hooks::point(crate::hooks::points::STOP_WON, me);
     let mut attempts = 0;
     for attempt in 1..=max_attempts() {
         let targets = still_running(me);
@@ -238,7 +238,7 @@ pub fn stop_this_cpu(how: Method, interrupted: Option<Registers>) -> ! {
     crate::arch::irq::disable();
     let me = percpu::current();
     let cpu = me.cpu();
-    if crate::hooks::point("stop.deaf", cpu) == crate::hooks::Action::Fail {
+    if crate::hooks::point(crate::hooks::points::STOP_DEAF, cpu) == crate::hooks::Action::Fail {
         // Test hook: a wedged CPU, which takes the STOP and the NMIs but
         // never gets as far as saying it stopped.
         loop {

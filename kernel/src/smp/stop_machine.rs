@@ -36,7 +36,7 @@ use spin::{Mutex, Once};
 
 use crate::arch::ipi::{self, IpiKind};
 use crate::arch::{cpu, irq};
-use crate::hooks;
+use crate::hooks::{self, points};
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
 
@@ -202,7 +202,7 @@ fn halt_until_changed(me: CpuId, generation: u32, seen: State) {
     if unchanged {
         // Test hook: hold this CPU after its last look, before the halt: a
         // wake-up NMI taken here must still end the halt.
-        let _ = hooks::point("stop_machine.before-halt", me);
+        let _ = hooks::point(points::STOP_MACHINE_BEFORE_HALT, me);
         HALTS.fetch_add(1, Ordering::Relaxed);
         cpu::halt_while_eq(WAKES.word(), seq);
     }
@@ -267,7 +267,7 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
 pub fn on_stop_machine_ipi() {
     let me = percpu::current_cpu();
     // Test hook: hold this CPU in the handler, so that its IPI is taken late.
-    let _ = hooks::point("stop_machine.ipi-entry", me);
+    let _ = hooks::point(points::STOP_MACHINE_IPI_ENTRY, me);
     let c = &CONTROL;
     let now = c.step.load();
     if !c.participants.contains(me) || matches!(now.phase, State::Idle | State::Aborted) {
@@ -310,13 +310,13 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                     irq::enable();
                     // Test hook: act on this CPU while it has interrupts on
                     // inside the run (a stale IPI arrives here).
-                    let _ = hooks::point("stop_machine.prepare", me);
+                    let _ = hooks::point(points::STOP_MACHINE_PREPARE, me);
                 }
                 State::DisableIrq => {
                     // Test hook: hold this CPU here, interrupts still on,
                     // while others already have theirs off (story 1,
                     // docs/stories/1-dying-flush.md).
-                    let _ = hooks::point("stop_machine.disable-irq", me);
+                    let _ = hooks::point(points::STOP_MACHINE_DISABLE_IRQ, me);
                     irq::disable();
                 }
                 State::Run => {
@@ -348,7 +348,7 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
         if is_controller && deadline.expired() && seen != State::Exit {
             // Test hook: a late ack may land between the controller's look
             // and its decision; the decision is one compare-and-swap.
-            let _ = hooks::point("stop_machine.before-abort", me);
+            let _ = hooks::point(points::STOP_MACHINE_BEFORE_ABORT, me);
             match c.step.abort(generation, state) {
                 Ok(()) => {
                     wake_sleepers();

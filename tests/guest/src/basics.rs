@@ -112,10 +112,10 @@ fn panic_while_another_cpu_holds_the_console() -> Outcome {
         .iter()
         .find(|c| *c != me)
         .ok_or(kernel::ktest::Failure("no other CPU".into()))?;
-    hooks::arm("console.locked", Some(other), Mode::Pause);
+    hooks::arm(hooks::points::CONSOLE_LOCKED, Some(other), Mode::Pause);
     kernel::smp::calls::call_single_nowait(other, log_from_there, 0)
         .map_err(|e| kernel::ktest::Failure(alloc::format!("{e:?}")))?;
-    kassert!(hooks::wait_reached("console.locked", 5_000), "the other CPU never took the console");
+    kassert!(hooks::wait_reached(hooks::points::CONSOLE_LOCKED, 5_000), "the other CPU never took the console");
     panic!("the console was held by another CPU");
 }
 

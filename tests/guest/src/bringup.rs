@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::arch::x86_64::apic;
 use kernel::hooks::{self, Mode};
 use kernel::ktest::{Failure, Outcome, Test};
+use kernel::smp::hotplug::StepId;
 use kernel::smp::{self, bringup, calls, ping};
 use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
 
@@ -95,7 +96,7 @@ fn watcher_pings_each_cpu_the_instant_it_is_online() -> Outcome {
     let present = smp::PRESENT.snapshot();
     let mut unready = Vec::new();
     let mut watched = 0;
-    hooks::arm("cpu.online.entered", None, Mode::Pause);
+    hooks::arm(hooks::points::CPU_ONLINE_ENTERED, None, Mode::Pause);
     let mut watch = |cpu: CpuId| {
         watched += 1;
         if let Err(why) = bringup::ipi_ready(cpu) {
@@ -103,8 +104,8 @@ fn watcher_pings_each_cpu_the_instant_it_is_online() -> Outcome {
         }
     };
     let report = bringup::start(&present, bringup::Options::from_params(), Some(&mut watch));
-    let held = hooks::reached("cpu.online.entered");
-    hooks::release("cpu.online.entered");
+    let held = hooks::reached(hooks::points::CPU_ONLINE_ENTERED);
+    hooks::release(hooks::points::CPU_ONLINE_ENTERED);
     kassert!(report.errors.is_empty(), "bring-up errors: {:?}", report.errors);
     kassert!(held as usize == present.len() - 1, "{held} APs were held as they went online, not {}", present.len() - 1);
     kassert!(unready.is_empty(), "CPUs online before they could take an IPI: {unready:?}");
@@ -120,17 +121,17 @@ fn watcher_pings_each_cpu_the_instant_it_is_online() -> Outcome {
 fn a_failing_setup_step_leaves_only_that_cpu_offline() -> Outcome {
     let present = smp::PRESENT.snapshot();
     let aps: Vec<CpuId> = present.iter().filter(|c| *c != CpuId::BOOT).collect();
-    let steps: Vec<&'static str> = bringup::ap_step_names().collect();
+    let steps: Vec<StepId> = bringup::ap_steps().collect();
     kassert!(aps.len() >= steps.len(), "needs {} APs, has {}", steps.len(), aps.len());
     for (&step, &victim) in steps.iter().zip(aps.iter()) {
         let online_before = smp::ONLINE.snapshot();
-        hooks::arm(step, Some(victim), Mode::Fail);
+        hooks::arm(step.up_hook(), Some(victim), Mode::Fail);
         let report = bringup::start(&CpuSet::single(victim), bringup::Options::from_params(), None);
-        hooks::release(step);
+        hooks::release(step.up_hook());
         kassert_eq!(report.errors.len(), 1);
         let e = report.errors[0];
-        kassert!(e.cpu == victim && e.step == step, "expected {victim} to fail at {step}, got: {e}");
-        kassert!(!smp::ONLINE.contains(victim), "{victim} is online after failing {step}");
+        kassert!(e.cpu == victim && e.step == step.name(), "expected {victim} to fail at {step:?}, got: {e}");
+        kassert!(!smp::ONLINE.contains(victim), "{victim} is online after failing {step:?}");
         kassert_eq!(smp::ONLINE.snapshot(), online_before);
         ping_all(&online_before.difference(&CpuSet::single(CpuId::BOOT)))?;
         let retry = bringup::start(&CpuSet::single(victim), bringup::Options::from_params(), None);
@@ -156,9 +157,9 @@ fn one_by_one_bring_up_works() -> Outcome {
 /// A MADT whose first entry claims length 0 (test hook on the bytes handed
 /// to the parser): discovery reports it and falls back to one CPU.
 fn malformed_madt_falls_back_to_one_cpu() -> Outcome {
-    hooks::arm("acpi.corrupt-madt", None, Mode::Fail);
+    hooks::arm(hooks::points::ACPI_CORRUPT_MADT, None, Mode::Fail);
     let (topo, _) = kernel::arch::x86_64::topology::read_from_firmware(kernel::arch::x86_64::apic::current_apic_id());
-    hooks::release("acpi.corrupt-madt");
+    hooks::release(hooks::points::ACPI_CORRUPT_MADT);
     kassert_eq!(topo.cpus.len(), 1);
     kassert!(topo.present.contains(CpuId::BOOT));
     Ok(())

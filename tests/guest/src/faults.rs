@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kernel::hooks::{self, Mode};
+use kernel::hooks::{self, Mode, Point, points};
 use kernel::smp::{self, calls, hotplug};
 use kernel::torture::Faults;
 use kernel::{CpuId, percpu};
@@ -55,7 +55,7 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
 
 /// What `disarm` must undo.
 enum Armed {
-    Hook(&'static str),
+    Hook(Point),
     Stall,
 }
 
@@ -88,12 +88,12 @@ impl Injector {
     /// A step of the table, by the operation's number: its startup hook
     /// going up, a controller teardown's going down (the target's dying
     /// teardowns must not fail).
-    fn step_hook(&self, up: bool) -> &'static str {
+    fn step_hook(&self, up: bool) -> Point {
         let steps = || {
             hotplug::STEPS.iter().filter(move |s| up || (s.runs == hotplug::Runs::Controller && s.teardown.is_some()))
         };
         let step = steps().nth((self.ops / 2) as usize % steps().count()).expect("a step");
-        if up { step.name } else { step.down_hook }
+        if up { step.id.up_hook() } else { step.id.down_hook() }
     }
 
     /// Another AP that is online, to stall.
@@ -134,16 +134,16 @@ impl Faults for Injector {
             self.next_down = (self.next_down + 1) % DOWN.len();
             DOWN[self.next_down]
         };
-        let hook = |name: &'static str, mode: Mode| {
+        let hook = |name: Point, mode: Mode| {
             hooks::arm(name, Some(cpu), mode);
             Some(Armed::Hook(name))
         };
         self.armed = match fault {
             Fault::StepFailsGoingUp | Fault::StepFailsGoingDown => hook(self.step_hook(up), Mode::FailOnce),
-            Fault::HeldPastBringUpTimeout => hook("ap.before-online", Mode::Pause),
-            Fault::NoAnswerToSipi => hook("bringup.no-sipi", Mode::Fail),
-            Fault::HeldInDisableIrq => hook("stop_machine.disable-irq", Mode::Pause),
-            Fault::HeldBeforeParking => hook("hotplug.offline-window", Mode::Pause),
+            Fault::HeldPastBringUpTimeout => hook(points::AP_BEFORE_ONLINE, Mode::Pause),
+            Fault::NoAnswerToSipi => hook(points::BRINGUP_NO_SIPI, Mode::Fail),
+            Fault::HeldInDisableIrq => hook(points::STOP_MACHINE_DISABLE_IRQ, Mode::Pause),
+            Fault::HeldBeforeParking => hook(points::HOTPLUG_OFFLINE_WINDOW, Mode::Pause),
             Fault::AnotherCpuStalls => Self::stall(Self::staller(cpu)?),
         };
         self.armed.as_ref().map(|_| fault.name())

@@ -9,10 +9,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::arch::x86_64::apic;
 use kernel::arch::x86_64::vectors::IpiKind;
-use kernel::hooks::{self, Mode};
+use kernel::hooks::{self, Mode, Point};
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::percpu;
 use kernel::smp::calls::{self, CallError};
+use kernel::smp::hotplug::StepId;
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
 use kernel::smp::{self, doorbell, ping, stop_machine};
 use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
@@ -128,9 +129,9 @@ fn force_seed1_down(x: CpuId, w: CpuId) -> Outcome {
     SEED_RAN_ONLINE.store(true, Ordering::SeqCst);
     SEED_SENT.store(0, Ordering::SeqCst);
     SEED_RUNS.store(0, Ordering::SeqCst);
-    hooks::arm("stop_machine.disable-irq", Some(w), Mode::Call(late_sender));
+    hooks::arm(hooks::points::STOP_MACHINE_DISABLE_IRQ, Some(w), Mode::Call(late_sender));
     let r = hotplug::cpu_down(x);
-    hooks::release("stop_machine.disable-irq");
+    hooks::release(hooks::points::STOP_MACHINE_DISABLE_IRQ);
     r.map_err(err)?;
     kassert_eq!(SEED_SENT.load(Ordering::SeqCst), 3);
     Ok(())
@@ -193,30 +194,30 @@ fn seed2_without_dying_flush_the_strand_is_detected() -> Outcome {
     let x = last_online()?;
     let w = smp::ONLINE.snapshot().iter().find(|c| *c != CpuId::BOOT && *c != x).ok_or(Failure("no W".into()))?;
     let warnings = calls::counters(x).offline_warnings.load(Ordering::SeqCst);
-    hooks::arm("calls.skip-dying-flush", Some(x), Mode::Fail);
+    hooks::arm(hooks::points::CALLS_SKIP_DYING_FLUSH, Some(x), Mode::Fail);
     force_seed1_down(x, w)?;
-    hooks::release("calls.skip-dying-flush");
+    hooks::release(hooks::points::CALLS_SKIP_DYING_FLUSH);
     kassert!(hotplug::wait_parked(x, 5_000));
     kassert_eq!(calls::counters(x).offline_warnings.load(Ordering::SeqCst), warnings + 1);
     kassert_eq!(SEED_RUNS.load(Ordering::SeqCst), 3);
     hotplug::cpu_up(x).map_err(err)?;
 
-    hooks::arm("calls.skip-dying-flush", Some(x), Mode::Fail);
-    hooks::arm("hotplug.skip-offline-window", Some(x), Mode::Fail);
+    hooks::arm(hooks::points::CALLS_SKIP_DYING_FLUSH, Some(x), Mode::Fail);
+    hooks::arm(hooks::points::HOTPLUG_SKIP_OFFLINE_WINDOW, Some(x), Mode::Fail);
     force_seed1_down(x, w)?;
-    hooks::release("calls.skip-dying-flush");
-    hooks::release("hotplug.skip-offline-window");
+    hooks::release(hooks::points::CALLS_SKIP_DYING_FLUSH);
+    hooks::release(hooks::points::HOTPLUG_SKIP_OFFLINE_WINDOW);
     kassert!(hotplug::wait_parked(x, 5_000));
     kassert_eq!(SEED_RUNS.load(Ordering::SeqCst), 0);
     kassert!(!calls::queue(x).is_empty(), "nothing stranded: the flush ran anyway");
     let up = hotplug::cpu_up(x);
     kassert!(
-        matches!(up, Err(HotplugError::StepFailed { step: "cpu.kick", why: "ap.call-queue", .. })),
+        matches!(up, Err(HotplugError::StepFailed { step: StepId::CpuKick, why: "ap.call-queue", .. })),
         "bring-up accepted a stranded queue: {up:?}"
     );
-    hooks::arm("calls.skip-queue-check", Some(x), Mode::Fail);
+    hooks::arm(hooks::points::CALLS_SKIP_QUEUE_CHECK, Some(x), Mode::Fail);
     let up = hotplug::cpu_up(x);
-    hooks::release("calls.skip-queue-check");
+    hooks::release(hooks::points::CALLS_SKIP_QUEUE_CHECK);
     up.map_err(err)?;
     let me = percpu::current_cpu();
     let reports = calls::counters(me).watchdog_reports.load(Ordering::SeqCst);
@@ -254,16 +255,16 @@ fn offline_window_probe(x: usize) {
     // stop-machine, so it must let that machine's IPI in.
     x86_64::instructions::interrupts::enable();
     PROBE_STARTED.store(true, Ordering::SeqCst);
-    let reached = kernel::time::wait_until(5_000_000, || hooks::reached("hotplug.offline-window") > 0);
+    let reached = kernel::time::wait_until(5_000_000, || hooks::reached(hooks::points::HOTPLUG_OFFLINE_WINDOW) > 0);
     if let (true, Some(x_apic)) = (reached, kernel::arch::x86_64::topology::apic_id(x)) {
         apic::send_ipi(IpiKind::CallFunction, x_apic);
         kernel::time::delay_us(50_000);
         BARE_DOORBELL_WARNINGS.store(calls::counters(x).offline_warnings.load(Ordering::SeqCst), Ordering::SeqCst);
-        hooks::arm("calls.skip-online-check", None, Mode::FailOnce);
+        hooks::arm(hooks::points::CALLS_SKIP_ONLINE_CHECK, None, Mode::FailOnce);
         let _ = calls::call_single_async(x, &LATE_RECORD);
         kernel::time::delay_us(50_000);
     }
-    hooks::release("hotplug.offline-window");
+    hooks::release(hooks::points::HOTPLUG_OFFLINE_WINDOW);
     PROBE_DONE.store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::disable();
 }
@@ -280,7 +281,7 @@ fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     BARE_DOORBELL_WARNINGS.store(u64::MAX, Ordering::SeqCst);
     PROBE_STARTED.store(false, Ordering::SeqCst);
     PROBE_DONE.store(false, Ordering::SeqCst);
-    hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::HOTPLUG_OFFLINE_WINDOW, Some(x), Mode::Pause);
     calls::call_single_nowait(prober, offline_window_probe, x.index()).map_err(err)?;
     // The probe must be waiting before stop-machine starts: the prober
     // takes the stop-machine IPI first (a higher priority class), and a
@@ -293,7 +294,7 @@ fn refined_warning_only_for_calls_queued_after_offline() -> Outcome {
     // unheld. The probe releases it when done; this release only covers a
     // probe that gave up.
     let probed = kernel::time::wait_until(10_000_000, || PROBE_DONE.load(Ordering::SeqCst));
-    hooks::release("hotplug.offline-window");
+    hooks::release(hooks::points::HOTPLUG_OFFLINE_WINDOW);
     down.map_err(err)?;
     kassert!(probed, "the probe on {prober} never finished");
     kassert!(hotplug::wait_parked(x, 5_000));
@@ -320,8 +321,10 @@ fn refined_warning_also_for_a_cpu_taken_down_while_polling() -> Outcome {
 /// where it was, and a later hotplug of it works.
 fn a_failing_step_rolls_back_in_both_directions() -> Outcome {
     let x = last_online()?;
-    let names: Vec<(&'static str, &'static str, bool)> =
-        hotplug::STEPS.iter().map(|s| (s.name, s.down_hook, s.runs == hotplug::Runs::Controller)).collect();
+    let names: Vec<(Point, Point, bool)> = hotplug::STEPS
+        .iter()
+        .map(|s| (s.id.up_hook(), s.id.down_hook(), s.runs == hotplug::Runs::Controller))
+        .collect();
     for &(name, down_hook, controller) in &names {
         // Going down: only controller teardowns may fail.
         if controller {

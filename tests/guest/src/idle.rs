@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use kernel::hooks::{self, Mode};
+use kernel::hooks::{self, Mode, Point, points};
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::calls::{self, Counters};
 use kernel::smp::idle::{self, IdleMode};
@@ -21,7 +21,7 @@ pub const TESTS: &[Test] = &[
     ktest!(haltpoll_polls_after_work_then_halts).params("idle=haltpoll;idle.poll_us=20000").min_cpus(2),
 ];
 
-const HOOK: &str = "idle.stop-polling";
+const HOOK: Point = points::IDLE_STOP_POLLING;
 
 fn other_cpu() -> Result<CpuId, Failure> {
     let me = percpu::current_cpu();

@@ -6,7 +6,7 @@
 use alloc::format;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use kernel::hooks::{self, Mode};
+use kernel::hooks::{self, Mode, Point, points};
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::stop::{self, Method, Reason};
 use kernel::smp::{self, bringup, calls, hotplug, stop_machine, worker};
@@ -83,7 +83,7 @@ fn start_held_cpu(cpu: usize) {
 /// A second AP (the starter) starts a third, which is held at `hook`
 /// while still starting; the boot CPU then stops everyone. Returns the
 /// held CPU, once the report says it stopped.
-fn stop_with_a_cpu_held_in_bring_up(hook: &'static str) -> Result<CpuId, Failure> {
+fn stop_with_a_cpu_held_in_bring_up(hook: Point) -> Result<CpuId, Failure> {
     let present = smp::PRESENT.snapshot();
     let mut aps = present.iter().filter(|c| *c != CpuId::BOOT);
     let (starter, held) = match (aps.next(), aps.next()) {
@@ -109,7 +109,7 @@ fn stop_with_a_cpu_held_in_bring_up(hook: &'static str) -> Result<CpuId, Failure
 /// in `online`: attempt 1 misses it; a retry must catch it (by NMI, since
 /// it has its IDT by then).
 fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
-    let held = stop_with_a_cpu_held_in_bring_up("ap.before-online")?;
+    let held = stop_with_a_cpu_held_in_bring_up(points::AP_BEFORE_ONLINE)?;
     kassert!(matches!(stop::how_stopped(held), Some((Method::Nmi, n)) if n >= 2), "{:?}", stop::how_stopped(held));
     Ok(())
 }
@@ -118,7 +118,7 @@ fn cpu_held_in_bring_up_is_caught_by_a_retry() -> Outcome {
 /// IDT: an NMI would triple-fault it and the emulator would reset the
 /// machine. INIT stops it instead (wait-for-SIPI is stopped).
 fn cpu_without_an_idt_yet_is_stopped_by_init() -> Outcome {
-    let held = stop_with_a_cpu_held_in_bring_up("ap.entry")?;
+    let held = stop_with_a_cpu_held_in_bring_up(points::AP_ENTRY)?;
     kassert!(matches!(stop::how_stopped(held), Some((Method::Init, n)) if n >= 2), "{:?}", stop::how_stopped(held));
     Ok(())
 }
@@ -143,7 +143,7 @@ fn let_a_second_stopper_try() {
 fn a_second_stopper_stops_itself() -> Outcome {
     let second = others().iter().next().ok_or(Failure("no other CPU".into()))?;
     SECOND.store(second.index() as u32, Ordering::SeqCst);
-    hooks::arm("stop.won", Some(CpuId::BOOT), Mode::Call(let_a_second_stopper_try));
+    hooks::arm(hooks::points::STOP_WON, Some(CpuId::BOOT), Mode::Call(let_a_second_stopper_try));
     let report = stop::stop_other_cpus(Reason::Stop);
     kassert!(report.not_stopped.is_empty(), "not stopped: {:?}", report.not_stopped);
     kassert!(matches!(stop::how_stopped(second), Some((Method::Itself, _))), "{:?}", stop::how_stopped(second));
@@ -155,7 +155,7 @@ fn a_second_stopper_stops_itself() -> Outcome {
 fn a_cpu_that_never_stops_is_named() -> Outcome {
     let targets = others();
     let deaf = targets.iter().last().ok_or(Failure("no other CPU".into()))?;
-    hooks::arm("stop.deaf", Some(deaf), Mode::Fail);
+    hooks::arm(hooks::points::STOP_DEAF, Some(deaf), Mode::Fail);
     let report = stop::stop_other_cpus(Reason::Stop);
     kassert_eq!(report.not_stopped, CpuSet::single(deaf));
     kassert_eq!(report.attempts, 2);
@@ -190,7 +190,7 @@ fn panic_inside_stop_machine_still_stops_everyone() -> Outcome {
 
 fn panic_inside_hotplug_still_stops_everyone() -> Outcome {
     let target = others().iter().last().ok_or(Failure("no other CPU".into()))?;
-    hooks::arm("cpu.active.down", Some(target), Mode::Call(|| panic!("panic in a hotplug step")));
+    hooks::arm(hooks::points::CPU_ACTIVE_DOWN, Some(target), Mode::Call(|| panic!("panic in a hotplug step")));
     let _ = hotplug::cpu_down(target);
     Err(Failure("cpu_down returned after its step panicked".into()))
 }

@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::arch::x86_64::{nmi, nmi_halt};
-use kernel::hooks::{self, Mode};
+use kernel::hooks::{self, Mode, Point, points};
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::{self, stop_machine};
 use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest, percpu, time};
@@ -49,8 +49,8 @@ fn halted_waiters_are_woken_by_every_state() -> Outcome {
     Ok(())
 }
 
-const BEFORE_HALT: &str = "stop_machine.before-halt";
-const DISABLE_IRQ: &str = "stop_machine.disable-irq";
+const BEFORE_HALT: Point = points::STOP_MACHINE_BEFORE_HALT;
+const DISABLE_IRQ: Point = points::STOP_MACHINE_DISABLE_IRQ;
 
 static WINDOW_REACHED: AtomicBool = AtomicBool::new(false);
 static NMI_IN_WINDOW: AtomicBool = AtomicBool::new(false);

@@ -14,6 +14,7 @@ use kernel::arch::x86_64::vectors;
 use kernel::hooks::{self, Mode};
 use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::calls::{self};
+use kernel::smp::hotplug::StepId;
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
 use kernel::smp::stop_machine::{self, State};
 use kernel::smp::{self, bringup, ping, worker};
@@ -94,7 +95,7 @@ static GOING_DOWN: AtomicU32 = AtomicU32::new(0);
 /// into RUN and runs its dying steps (it leaves `online`).
 fn let_the_late_ack_in() {
     let x = CpuId::new(GOING_DOWN.load(Ordering::SeqCst) as usize).expect("cpu");
-    hooks::release("stop_machine.disable-irq");
+    hooks::release(hooks::points::STOP_MACHINE_DISABLE_IRQ);
     let ran = kernel::time::wait_until(2_000_000, || !smp::ONLINE.contains(x));
     LATE_ACK_ARRIVED.store(ran, Ordering::SeqCst);
 }
@@ -109,11 +110,11 @@ fn stop_machine_a_late_ack_and_the_abort_have_one_winner() -> Outcome {
     let x = last_ap()?;
     GOING_DOWN.store(x.index() as u32, Ordering::SeqCst);
     LATE_ACK_ARRIVED.store(false, Ordering::SeqCst);
-    hooks::arm("stop_machine.disable-irq", Some(x), Mode::Pause);
-    hooks::arm("stop_machine.before-abort", Some(CpuId::BOOT), Mode::Call(let_the_late_ack_in));
+    hooks::arm(hooks::points::STOP_MACHINE_DISABLE_IRQ, Some(x), Mode::Pause);
+    hooks::arm(hooks::points::STOP_MACHINE_BEFORE_ABORT, Some(CpuId::BOOT), Mode::Call(let_the_late_ack_in));
     let down = hotplug::cpu_down(x);
-    hooks::release("stop_machine.disable-irq");
-    hooks::release("stop_machine.before-abort");
+    hooks::release(hooks::points::STOP_MACHINE_DISABLE_IRQ);
+    hooks::release(hooks::points::STOP_MACHINE_BEFORE_ABORT);
     kassert!(
         LATE_ACK_ARRIVED.load(Ordering::SeqCst),
         "{x} never ran its dying steps after its late ack: the race was not forced"
@@ -129,7 +130,7 @@ fn stop_machine_a_late_ack_and_the_abort_have_one_winner() -> Outcome {
 }
 
 fn release_the_stale_handler() {
-    hooks::release("stop_machine.ipi-entry");
+    hooks::release(hooks::points::STOP_MACHINE_IPI_ENTRY);
 }
 
 /// X takes run 1's IPI but is held in the handler until run 1 gave up on
@@ -138,7 +139,7 @@ fn release_the_stale_handler() {
 /// run 2 once: a second entry would ack run 2's states again.
 fn stop_machine_a_stale_ipi_taken_in_the_next_run_acks_once() -> Outcome {
     let x = last_ap()?;
-    hooks::arm("stop_machine.ipi-entry", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::STOP_MACHINE_IPI_ENTRY, Some(x), Mode::Pause);
     let first = stop_machine::stop_machine(&CpuSet::single(CpuId::BOOT), &|_| ());
     match first {
         Err(stop_machine::StopError::NotAcked { state: State::Prepare, cpus }) => kassert_eq!(cpus, CpuSet::single(x)),
@@ -147,10 +148,10 @@ fn stop_machine_a_stale_ipi_taken_in_the_next_run_acks_once() -> Outcome {
     let stale = stop_machine::stale_ipis();
     let late = stop_machine::late_acks();
     let refused = stop_machine::refused_acks();
-    hooks::arm("stop_machine.prepare", Some(CpuId::BOOT), Mode::Call(release_the_stale_handler));
+    hooks::arm(hooks::points::STOP_MACHINE_PREPARE, Some(CpuId::BOOT), Mode::Call(release_the_stale_handler));
     let second = stop_machine::stop_machine(&CpuSet::single(CpuId::BOOT), &|_| ());
-    hooks::release("stop_machine.prepare");
-    hooks::release("stop_machine.ipi-entry");
+    hooks::release(hooks::points::STOP_MACHINE_PREPARE);
+    hooks::release(hooks::points::STOP_MACHINE_IPI_ENTRY);
     second.map_err(|e| Failure(format!("run 2: {e:?}")))?;
     kassert!(stop_machine::stale_ipis() - stale == 1, "run 2's own IPI did not reach {x} inside the run");
     kassert!(stop_machine::late_acks() == late, "some CPU acked a state of run 2 it was not in");
@@ -198,14 +199,14 @@ fn stop_machine_waits_for_a_cpu_up_in_progress() -> Outcome {
     for flag in [&UP_DONE, &UP_OK, &STOP_DONE, &STOP_OK, &IN_RUN] {
         flag.store(false, Ordering::SeqCst);
     }
-    hooks::arm("ap.before-online", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::AP_BEFORE_ONLINE, Some(x), Mode::Pause);
     worker::spawn(w, bring_up_cpu, x.index()).map_err(err)?;
-    kassert!(hooks::wait_reached("ap.before-online", 5_000), "{x} never reached the hold");
+    kassert!(hooks::wait_reached(hooks::points::AP_BEFORE_ONLINE, 5_000), "{x} never reached the hold");
     worker::spawn(v, run_stop_machine, 0).map_err(err)?;
     // Release X once the stop-machine is in RUN, or after a while if it
     // (rightly) waits for the hotplug.
     kernel::time::wait_until(300_000, || IN_RUN.load(Ordering::SeqCst));
-    hooks::release("ap.before-online");
+    hooks::release(hooks::points::AP_BEFORE_ONLINE);
     kassert!(kernel::time::wait_until(10_000_000, || UP_DONE.load(Ordering::SeqCst)), "cpu_up never returned");
     kassert!(kernel::time::wait_until(10_000_000, || STOP_DONE.load(Ordering::SeqCst)), "stop-machine never returned");
     kassert!(UP_OK.load(Ordering::SeqCst) && STOP_OK.load(Ordering::SeqCst), "cpu_up or stop-machine failed");
@@ -224,7 +225,7 @@ static LATE_AP_RELEASED: AtomicBool = AtomicBool::new(false);
 /// gives up on the late AP: the AP goes on now.
 fn let_the_late_ap_in() {
     let ap = CpuId::new(LATE_AP.load(Ordering::SeqCst) as usize).expect("cpu");
-    hooks::release("ap.before-online");
+    hooks::release(hooks::points::AP_BEFORE_ONLINE);
     let moved = kernel::time::wait_until(2_000_000, || !bringup::starting().contains(ap));
     LATE_AP_RELEASED.store(moved, Ordering::SeqCst);
 }
@@ -239,12 +240,12 @@ fn bringup_a_late_ap_and_the_timeout_agree() -> Outcome {
     hotplug::cpu_down(x).map_err(err)?;
     LATE_AP.store(x.index() as u32, Ordering::SeqCst);
     LATE_AP_RELEASED.store(false, Ordering::SeqCst);
-    hooks::arm("ap.before-online", Some(x), Mode::Pause);
-    hooks::arm("bringup.before-timeout", Some(x), Mode::Call(let_the_late_ap_in));
+    hooks::arm(hooks::points::AP_BEFORE_ONLINE, Some(x), Mode::Pause);
+    hooks::arm(hooks::points::BRINGUP_BEFORE_TIMEOUT, Some(x), Mode::Call(let_the_late_ap_in));
     let opts = bringup::Options { timeout_ms: 300, ..bringup::Options::from_params() };
     let report = bringup::start(&CpuSet::single(x), opts, None);
-    hooks::release("ap.before-online");
-    hooks::release("bringup.before-timeout");
+    hooks::release(hooks::points::AP_BEFORE_ONLINE);
+    hooks::release(hooks::points::BRINGUP_BEFORE_TIMEOUT);
     kassert!(LATE_AP_RELEASED.load(Ordering::SeqCst), "{x} did not arrive after the deadline: the race was not forced");
     if report.started.contains(x) {
         kassert!(report.errors.is_empty(), "started and failed at once: {:?}", report.errors);
@@ -265,12 +266,12 @@ fn bringup_a_no_show_leaves_every_stack_with_one_owner() -> Outcome {
     let [x, y] = first_aps()?;
     hotplug::cpu_down(x).map_err(err)?;
     hotplug::cpu_down(y).map_err(err)?;
-    hooks::arm("bringup.no-sipi", Some(x), Mode::Fail);
+    hooks::arm(hooks::points::BRINGUP_NO_SIPI, Some(x), Mode::Fail);
     let opts = bringup::Options { parallel: true, timeout_ms: 500, ..bringup::Options::from_params() };
     let mut both = CpuSet::single(x);
     both.insert(y);
     let report = bringup::start(&both, opts, None);
-    hooks::release("bringup.no-sipi");
+    hooks::release(hooks::points::BRINGUP_NO_SIPI);
     kassert_eq!(report.started, CpuSet::single(y));
     kassert!(report.errors.iter().any(|e| e.cpu == x), "the no-show was not reported: {:?}", report.errors);
     kassert!(bringup::stacks_have_one_owner(), "the no-show and the CPU on its ticket's stack own the same stack");
@@ -286,11 +287,11 @@ fn bringup_a_no_show_leaves_every_stack_with_one_owner() -> Outcome {
 /// parks, since its stack may still be in use.
 fn cpu_down_is_an_error_until_the_cpu_parks() -> Outcome {
     let x = last_ap()?;
-    hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::HOTPLUG_OFFLINE_WINDOW, Some(x), Mode::Pause);
     let down = hotplug::cpu_down(x);
     let state = hotplug::state(x);
     let up = hotplug::cpu_up(x);
-    hooks::release("hotplug.offline-window");
+    hooks::release(hooks::points::HOTPLUG_OFFLINE_WINDOW);
     kassert_eq!(down, Err(HotplugError::NotParked(x)));
     kassert_eq!(state, CpuState::Dying);
     kassert_eq!(up, Err(HotplugError::NotParked(x)));
@@ -321,7 +322,7 @@ fn a_failed_cpu_down_leaves_active_as_it_was() -> Outcome {
     kassert!(kernel::time::wait_until(5_000_000, || HOLDING.load(Ordering::SeqCst)), "{stuck} never started spinning");
     let down = hotplug::cpu_down(x);
     HOLD.store(false, Ordering::SeqCst);
-    kassert!(matches!(down, Err(HotplugError::StepFailed { step: "cpu.kick", going_up: false, .. })), "{down:?}");
+    kassert!(matches!(down, Err(HotplugError::StepFailed { step: StepId::CpuKick, going_up: false, .. })), "{down:?}");
     kassert_eq!(hotplug::state(x), CpuState::Online);
     kassert!(smp::ACTIVE.contains(x), "{x} stayed online but lost `active`");
     kernel::time::delay_us(50_000);
@@ -348,18 +349,18 @@ fn send_every_kind_past_the_check(x: usize) {
     // stop-machine and for calls, so it lets interrupts in.
     x86_64::instructions::interrupts::enable();
     RACE_STARTED.store(true, Ordering::SeqCst);
-    if kernel::time::wait_until(5_000_000, || hooks::reached("hotplug.offline-window") > 0) {
+    if kernel::time::wait_until(5_000_000, || hooks::reached(hooks::points::HOTPLUG_OFFLINE_WINDOW) > 0) {
         let only_x = CpuSet::single(x);
-        hooks::arm("calls.skip-online-check", None, Mode::Fail);
+        hooks::arm(hooks::points::CALLS_SKIP_ONLINE_CHECK, None, Mode::Fail);
         let _ = calls::call_single(x, "raced-single", &|| raced_ran(0));
         let _ = calls::call_single_nowait(x, raced_ran, 0);
         let _ = calls::call_single_async(x, &RACED_RECORD);
         calls::call_many(&only_x, "raced-many", false, &|| raced_ran(0));
         calls::call_many_nowait(&only_x, raced_ran, 0, false);
-        hooks::release("calls.skip-online-check");
+        hooks::release(hooks::points::CALLS_SKIP_ONLINE_CHECK);
         kernel::time::wait_until(2_000_000, || RACED_RUNS.load(Ordering::SeqCst) == 5);
     }
-    hooks::release("hotplug.offline-window");
+    hooks::release(hooks::points::HOTPLUG_OFFLINE_WINDOW);
     RACE_DONE.store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::disable();
 }
@@ -374,12 +375,12 @@ fn every_call_kind_warns_early_when_it_got_past_the_online_check() -> Outcome {
     RACED_RUNS.store(0, Ordering::SeqCst);
     RACE_STARTED.store(false, Ordering::SeqCst);
     RACE_DONE.store(false, Ordering::SeqCst);
-    hooks::arm("hotplug.offline-window", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::HOTPLUG_OFFLINE_WINDOW, Some(x), Mode::Pause);
     calls::call_single_nowait(prober, send_every_kind_past_the_check, x.index()).map_err(err)?;
     kassert!(kernel::time::wait_until(5_000_000, || RACE_STARTED.load(Ordering::SeqCst)), "the prober never started");
     // Returns once X parks, which the prober lets it do when done.
     let down = hotplug::cpu_down(x);
-    hooks::release("hotplug.offline-window");
+    hooks::release(hooks::points::HOTPLUG_OFFLINE_WINDOW);
     down.map_err(err)?;
     kassert!(RACE_DONE.load(Ordering::SeqCst), "the prober never finished");
     let warned = calls::counters(prober).raced_sends.load(Ordering::SeqCst) - raced;
@@ -491,10 +492,10 @@ fn a_job_spawned_right_after_cpu_up_runs() -> Outcome {
     let x = last_ap()?;
     hotplug::cpu_down(x).map_err(err)?;
     JOB_RAN.store(false, Ordering::SeqCst);
-    hooks::arm("cpu.online.entered", Some(x), Mode::Pause);
+    hooks::arm(hooks::points::CPU_ONLINE_ENTERED, Some(x), Mode::Pause);
     let up = hotplug::cpu_up(x);
     let spawned = worker::spawn(x, job, 0);
-    hooks::release("cpu.online.entered");
+    hooks::release(hooks::points::CPU_ONLINE_ENTERED);
     up.map_err(err)?;
     spawned.map_err(err)?;
     kassert!(
@@ -545,7 +546,7 @@ fn take_an_error_interrupt() {
 fn a_send_error_survives_an_error_interrupt_before_the_check() -> Outcome {
     let nobody = missing_apic_id()?;
     ERROR_INTERRUPT_TAKEN.store(false, Ordering::SeqCst);
-    hooks::arm("apic.start.sent", Some(percpu::current_cpu()), Mode::Call(take_an_error_interrupt));
+    hooks::arm(hooks::points::APIC_START_SENT, Some(percpu::current_cpu()), Mode::Call(take_an_error_interrupt));
     let verdict = init_is_a_send_error(nobody);
     kassert!(ERROR_INTERRUPT_TAKEN.load(Ordering::SeqCst), "the hook between the send and the check never ran");
     verdict
@@ -562,8 +563,8 @@ fn linger_before_parking() {
 fn a_rolled_back_cpu_up_returns_once_the_cpu_parked() -> Outcome {
     let x = last_ap()?;
     hotplug::cpu_down(x).map_err(err)?;
-    hooks::arm("cpu.active", Some(x), Mode::FailOnce);
-    hooks::arm("hotplug.offline-window", Some(x), Mode::Call(linger_before_parking));
+    hooks::arm(hooks::points::CPU_ACTIVE, Some(x), Mode::FailOnce);
+    hooks::arm(hooks::points::HOTPLUG_OFFLINE_WINDOW, Some(x), Mode::Call(linger_before_parking));
     let r = hotplug::cpu_up(x);
     kassert!(matches!(r, Err(HotplugError::StepFailed { going_up: true, .. })), "up with cpu.active failing: {r:?}");
     kassert_eq!(hotplug::state(x), CpuState::Offline);

@@ -9,7 +9,7 @@ use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use smp_core::madt::{self, CpuTopology, FallbackReason, LapicNmi};
 use spin::Once;
 
-use crate::hooks;
+use crate::hooks::{self, points};
 use smp_core::{ApicId, CpuId};
 
 static TOPOLOGY: Once<CpuTopology> = Once::new();
@@ -67,7 +67,7 @@ fn read_madt(rsdp: u64) -> Result<madt::MadtInfo, FallbackReason> {
     // SAFETY: the crate mapped (and validated) the whole table: `len` bytes
     // starting at the mapping's virtual start.
     let bytes = unsafe { core::slice::from_raw_parts(mapping.virtual_start().as_ptr().cast::<u8>(), len) };
-    if hooks::point("acpi.corrupt-madt", CpuId::BOOT) == hooks::Action::Fail {
+    if hooks::point(points::ACPI_CORRUPT_MADT, CpuId::BOOT) == hooks::Action::Fail {
         // Test hook: hand the parser a table whose first entry claims length 0.
         let mut copy = bytes.to_vec();
         if copy.len() > 45 {

@@ -7,8 +7,9 @@ use core::fmt;
 use super::esr::{self, Errors};
 use super::icr::Delivery;
 use super::{Mode, SendError, access, mode, send};
+use crate::hooks::{self, points};
+use crate::percpu;
 use crate::time::delay_us;
-use crate::{hooks, percpu};
 use smp_core::ApicId;
 
 /// Delays between the IPIs of the start sequence.
@@ -111,7 +112,7 @@ fn checked(step: StartStep, sends: impl FnOnce() -> Result<(), SendError>) -> Re
     esr::clear(acc);
     sends().map_err(|e| StartError { step, cause: StartFailure::Send(e) })?;
     // Test hook: an LVT Error interrupt taken between the send and the check.
-    let _ = hooks::point("apic.start.sent", percpu::current_cpu());
+    let _ = hooks::point(points::APIC_START_SENT, percpu::current_cpu());
     match esr::take(acc).failing_a_start() {
         Errors(0) => Ok(()),
         errors => Err(StartError { step, cause: StartFailure::Esr(errors) }),
