@@ -14,7 +14,7 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// Which kernel to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// The demonstration kernel (package `kernel`).
+    /// The demonstration kernel (package `demo`).
     Demo,
     /// The in-guest test kernel (package `guest-tests`).
     Tests,
@@ -23,7 +23,7 @@ pub enum Kernel {
 impl Kernel {
     pub fn package(self) -> &'static str {
         match self {
-            Kernel::Demo => "kernel",
+            Kernel::Demo => "demo",
             Kernel::Tests => "guest-tests",
         }
     }

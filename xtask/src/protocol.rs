@@ -112,7 +112,7 @@ use std::fmt;
 pub const PREFIX: &str = "@@KTEST ";
 
 /// What the demonstration kernel's console prints (on COM1) once it takes
-/// commands (`kernel/src/shell/mod.rs`): input piped to `cargo xtask qemu
+/// commands (`kernel/diag/src/shell/mod.rs`): input piped to `cargo xtask qemu
 /// --keep-running` is held back until then.
 pub const CONSOLE_READY: &str = "console ready";
 

@@ -5,7 +5,7 @@
 //! The guest side is the tests `stress::hotplug_torture` (cross-call stress
 //! while the boot CPU takes random CPUs down and up) and
 //! `stress::cross_call_stress` (the stress alone) in `tests/guest/src/stress.rs`,
-//! tuned by boot parameters; the engine is `kernel/src/torture/`, which the
+//! tuned by boot parameters; the engine is `kernel/diag/src/torture/`, which the
 //! console's `torture` command also runs.
 
 use std::time::Duration;

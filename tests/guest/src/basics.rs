@@ -4,10 +4,10 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use crate::ktest::{Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::exceptions;
-use kernel::ktest::{Outcome, Test};
 use kernel::mem::{vmem, wx};
-use kernel::{kassert, kassert_eq, ktest};
 
 pub const TESTS: &[Test] = &[
     ktest!(serial_and_log_lines),
@@ -68,7 +68,7 @@ fn no_writable_executable_mappings() -> Outcome {
 }
 
 fn boot_stack_has_a_guard_page() -> Outcome {
-    let stack = kernel::boot::boot_stack().ok_or(kernel::ktest::Failure("no boot stack".into()))?;
+    let stack = kernel::boot::boot_stack().ok_or(crate::ktest::Failure("no boot stack".into()))?;
     let here = x86_64::VirtAddr::from_ptr(&stack);
     kassert!(stack.contains(here), "the test does not run on the boot stack");
     kassert!(vmem::is_mapped(stack.bottom));
@@ -107,14 +107,11 @@ fn log_from_there(_: usize) {
 fn panic_while_another_cpu_holds_the_console() -> Outcome {
     use kernel::hooks::{self, Mode};
     let me = kernel::percpu::current_cpu();
-    let other = kernel::smp::ONLINE
-        .snapshot()
-        .iter()
-        .find(|c| *c != me)
-        .ok_or(kernel::ktest::Failure("no other CPU".into()))?;
+    let other =
+        kernel::smp::ONLINE.snapshot().iter().find(|c| *c != me).ok_or(crate::ktest::Failure("no other CPU".into()))?;
     hooks::arm(hooks::points::CONSOLE_LOCKED, Some(other), Mode::Pause);
     kernel::smp::calls::call_single_nowait(other, log_from_there, 0)
-        .map_err(|e| kernel::ktest::Failure(alloc::format!("{e:?}")))?;
+        .map_err(|e| crate::ktest::Failure(alloc::format!("{e:?}")))?;
     kassert!(hooks::wait_reached(hooks::points::CONSOLE_LOCKED, 5_000), "the other CPU never took the console");
     panic!("the console was held by another CPU");
 }
@@ -124,7 +121,7 @@ fn panic_while_another_cpu_holds_the_console() -> Outcome {
 fn log_lines_reach_the_framebuffer() -> Outcome {
     use kernel::fbcon;
     let Some((_, _, line_h)) = fbcon::cursor() else {
-        return Err(kernel::ktest::Failure("no framebuffer (the loader gave none)".into()));
+        return Err(crate::ktest::Failure("no framebuffer (the loader gave none)".into()));
     };
     log::info!("framebuffer probe: HHHHHHHHHHHHHHHH");
     let (row, rows, _) = fbcon::cursor().expect("still there");

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use kernel::bench::{self, ns, sample};
+use diag::bench::{self, ns, sample};
 use kernel::smp::{self, bringup, calls, hotplug, ping, stop_machine, worker};
 use kernel::time::{self, Deadline};
 use kernel::{CpuId, CpuSet, percpu, power, println_raw};

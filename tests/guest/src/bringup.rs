@@ -7,12 +7,13 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::apic;
 use kernel::hooks::{self, Mode};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::hotplug::StepId;
 use kernel::smp::{self, bringup, calls, ping};
-use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
+use kernel::{CpuId, CpuSet};
 
 /// A ping's answer may take a while under TCG on two overcommitted cores.
 const PING_TIMEOUT_US: u64 = 2_000_000;

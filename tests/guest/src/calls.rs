@@ -5,11 +5,12 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use kernel::ktest::{Failure, Outcome, Test};
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::percpu;
 use kernel::smp::calls::{self, CallError};
 use kernel::smp::{self, bringup};
-use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
+use kernel::{CpuId, CpuSet};
 use smp_core::callq::{AsyncFn, CallRecord};
 use spin::Mutex;
 

@@ -7,9 +7,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use kernel::ktest::{Failure, Outcome, Test};
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
+use diag::shell;
 use kernel::smp::{self, hotplug};
-use kernel::{CpuId, console, kassert, kassert_eq, keyboard, ktest, println_raw, shell};
+use kernel::{CpuId, console, keyboard, println_raw};
 
 pub const TESTS: &[Test] = &[
     ktest!(console_commands_arrive_over_serial_and_act).min_cpus(2),

@@ -1,9 +1,9 @@
 //! Debugging aids: backtraces that survive a broken stack, and a panic deep
 //! enough for the host to check its symbolized report.
 
+use crate::ktest::{Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::backtrace::{self, End};
-use kernel::ktest::{Outcome, Test};
-use kernel::{kassert, kassert_eq, ktest};
 
 pub const TESTS: &[Test] = &[
     ktest!(backtrace_walks_the_callers),

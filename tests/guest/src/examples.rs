@@ -1,8 +1,8 @@
 //! Deliberately broken tests that show what failure looks like. They run
 //! only with `cargo xtask test --examples`, which must then exit non-zero.
 
-use kernel::ktest;
-use kernel::ktest::{Failure, Outcome, Test};
+use crate::ktest;
+use crate::ktest::{Failure, Outcome, Test};
 
 pub const TESTS: &[Test] =
     &[ktest!(example_failing_test).example(), ktest!(example_hanging_test).example().fresh_boot().timeout_ms(3_000)];

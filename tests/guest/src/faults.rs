@@ -7,9 +7,9 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use diag::torture::Faults;
 use kernel::hooks::{self, Mode, Point, points};
 use kernel::smp::{self, calls, hotplug};
-use kernel::torture::Faults;
 use kernel::{CpuId, percpu};
 
 /// Timeouts short enough that a held CPU crosses them at once: stop-machine

@@ -7,16 +7,17 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::apic;
 use kernel::arch::x86_64::vectors::IpiKind;
 use kernel::hooks::{self, Mode, Point};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::percpu;
 use kernel::smp::calls::{self, CallError};
 use kernel::smp::hotplug::StepId;
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
 use kernel::smp::{self, doorbell, ping, stop_machine};
-use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest};
+use kernel::{CpuId, CpuSet};
 use smp_core::callq::{AsyncFn, CallRecord};
 
 pub const TESTS: &[Test] = &[

@@ -5,13 +5,14 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::hooks::{self, Mode, Point, points};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::calls::{self, Counters};
 use kernel::smp::idle::{self, IdleMode};
 use kernel::smp::{self, doorbell, worker};
 use kernel::time::{self, Deadline};
-use kernel::{CpuId, kassert, kassert_eq, ktest, percpu};
+use kernel::{CpuId, percpu};
 use smp_core::callq::{AsyncFn, CallRecord};
 
 pub const TESTS: &[Test] = &[

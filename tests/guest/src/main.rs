@@ -19,6 +19,7 @@ mod examples;
 mod faults;
 mod hotplug;
 mod idle;
+mod ktest;
 mod stop;
 mod stop_machine;
 mod stress;
@@ -34,7 +35,7 @@ fn run() -> ! {
     if kernel::params::get_bool("ktest.bench", false) {
         bench::run();
     }
-    kernel::ktest::main(&[
+    crate::ktest::main(&[
         basics::TESTS,
         bringup::TESTS,
         calls::TESTS,

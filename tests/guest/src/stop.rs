@@ -6,11 +6,12 @@
 use alloc::format;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::hooks::{self, Mode, Point, points};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::stop::{self, Method, Reason};
 use kernel::smp::{self, bringup, calls, hotplug, stop_machine, worker};
-use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest, percpu};
+use kernel::{CpuId, CpuSet, percpu};
 
 pub const TESTS: &[Test] = &[
     ktest!(idle_cpus_stop_by_ipi_at_attempt_1).min_cpus(2).fresh_boot(),

@@ -5,11 +5,12 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::{nmi, nmi_halt};
 use kernel::hooks::{self, Mode, Point, points};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::{self, stop_machine};
-use kernel::{CpuId, CpuSet, kassert, kassert_eq, ktest, percpu, time};
+use kernel::{CpuId, CpuSet, percpu, time};
 use x86_64::VirtAddr;
 use x86_64::structures::gdt::SegmentSelector;
 use x86_64::structures::idt::InterruptStackFrame;

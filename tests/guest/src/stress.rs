@@ -1,4 +1,4 @@
-//! The cross-call stress and the hotplug torture (`kernel::torture`) as
+//! The cross-call stress and the hotplug torture (`diag::torture`) as
 //! in-guest tests, which `cargo xtask torture` runs for as long as asked.
 //! Knobs (boot parameters): `stress.ms`, `stress.weights` (six numbers:
 //! single, nowait, async, many, all, many-nowait), `torture.hotplug_ms`
@@ -7,10 +7,11 @@
 
 use alloc::format;
 
-use kernel::ktest::{Failure, Outcome, Test};
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, ktest};
+use diag::torture::{self, Config, Weights};
+use kernel::println_raw;
 use kernel::smp;
-use kernel::torture::{self, Config, Weights};
-use kernel::{kassert, ktest, println_raw};
 
 pub const TESTS: &[Test] = &[
     ktest!(cross_call_stress).min_cpus(2).params("stress.ms=3000").timeout_ms(120_000),

@@ -8,17 +8,18 @@
 use alloc::format;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::ktest::{Failure, Outcome, Test};
+use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::apic::esr;
 use kernel::arch::x86_64::apic::startup::{self, StartError, StartFailure, StartStep};
 use kernel::arch::x86_64::vectors;
 use kernel::hooks::{self, Mode};
-use kernel::ktest::{Failure, Outcome, Test};
 use kernel::smp::calls::{self};
 use kernel::smp::hotplug::StepId;
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
 use kernel::smp::stop_machine::{self, State};
 use kernel::smp::{self, bringup, ping, worker};
-use kernel::{ApicId, CpuId, CpuSet, kassert, kassert_eq, ktest, percpu};
+use kernel::{ApicId, CpuId, CpuSet, percpu};
 
 pub const TESTS: &[Test] = &[
     ktest!(stop_machine_a_late_ack_and_the_abort_have_one_winner).min_cpus(2).params("stop_machine.timeout_ms=300"),

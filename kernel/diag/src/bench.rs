@@ -7,9 +7,9 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::CpuId;
-use crate::smp::worker;
-use crate::time;
+use kernel::CpuId;
+use kernel::smp::worker;
+use kernel::time;
 
 /// How long one ping-pong round may take before it is given up on (the
 /// partner was taken away, say), and how long the partner may take to stop.

@@ -27,7 +27,7 @@ fn demo() -> ! {
         log::info!(
             "demo.keep_running=1: the console takes commands on COM1 and the PS/2 keyboard (quit QEMU with Ctrl-A X)"
         );
-        kernel::shell::run();
+        diag::shell::run();
     }
     log::info!("shutting down: stopping the other CPUs");
     let report = stop::stop_other_cpus(stop::Reason::Stop);

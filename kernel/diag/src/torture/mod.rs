@@ -18,9 +18,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use ledger::Ledger;
 
-use crate::smp::{self, hotplug, worker};
-use crate::time::{self, Deadline};
-use crate::{CpuId, percpu};
+use kernel::smp::{self, hotplug, worker};
+use kernel::time::{self, Deadline};
+use kernel::{CpuId, percpu};
 pub use report::{Latency, Report};
 use senders::Rng;
 use stats::{STATS, STOP, error};
@@ -165,7 +165,7 @@ pub fn run(
     // Everything the run keeps is made: whatever is in use at the end
     // beyond this was leaked, by a sender abandoned as its CPU went down
     // or by the kernel's own hotplug path.
-    let heap_before = crate::mem::heap::usage().0;
+    let heap_before = kernel::mem::heap::usage().0;
     for &cpu in &senders {
         if !senders::spawn(cpu) {
             let (finished, settled) = finish(&senders, ledger);
@@ -207,7 +207,7 @@ pub fn run(
         }
     }
     let (senders_finished, settled) = finish(&senders, ledger);
-    let heap_after = crate::mem::heap::usage().0;
+    let heap_after = kernel::mem::heap::usage().0;
     let lost = ledger.unbalanced(Some(&KIND_NAMES));
     let mut sent = stats::load(&STATS.sent);
     let mut ran = stats::load(&STATS.ran);

@@ -13,9 +13,9 @@ use spin::Once;
 use super::ledger::{self, Ledger, SEQ_BITS};
 use super::stats::{STATS, STOP, WEIGHTS, error};
 use super::{ALL, ASYNC, KIND_NAMES, MANY, MANY_NOWAIT, NOWAIT, SINGLE};
-use crate::smp::calls::{self, CallError};
-use crate::smp::{self, worker};
-use crate::{CpuId, CpuSet, percpu, time};
+use kernel::smp::calls::{self, CallError};
+use kernel::smp::{self, worker};
+use kernel::{CpuId, CpuSet, percpu, time};
 
 /// xorshift64: cheap, and good enough to pick targets and kinds.
 pub(super) struct Rng(u64);
@@ -162,7 +162,7 @@ fn many(kind: usize, mask: &CpuSet) {
     let asked = if kind == ALL { smp::PRESENT.snapshot() } else { *mask };
     // The books in one step with interrupts off: a CPU taken down between
     // the call's return and here leaves both counts out, not one.
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    kernel::arch::irq::without(|| {
         STATS.sent[kind].fetch_add(ran.len() as u64, Ordering::Relaxed);
         STATS.offline[kind].fetch_add(asked.difference(&ran).len() as u64, Ordering::Relaxed);
         for (cpu, count) in counts.iter().enumerate() {
@@ -219,7 +219,7 @@ fn sender(seed: usize) {
                 let rec = &records[here().index() * n + target.index()];
                 // Interrupts off: the send and its count are one step, even
                 // if a stop-machine wants to park this CPU.
-                x86_64::instructions::interrupts::without_interrupts(|| {
+                kernel::arch::irq::without(|| {
                     match ledger().count_async(ASYNC, here(), target, || calls::call_single_async(target, rec)) {
                         Ok(()) => {}
                         Err(CallError::Busy) => {

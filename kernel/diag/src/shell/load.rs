@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::bench::{self, Summary};
-use crate::smp::{self, calls, ping};
 use crate::torture::{self, Config, Weights};
-use crate::{percpu, println_raw, time};
+use kernel::smp::{self, calls, ping};
+use kernel::{percpu, println_raw, time};
 
 /// `torture SECS` takes 1 to this many seconds: long enough to matter, and a
 /// typo cannot take the machine away for a day.

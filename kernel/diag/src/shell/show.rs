@@ -5,12 +5,12 @@ use alloc::string::String;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
-use crate::percpu;
-use crate::smp::{self, calls, hotplug, stop_machine};
+use kernel::percpu;
+use kernel::smp::{self, calls, hotplug, stop_machine};
 
 pub fn cpus() -> String {
     let mut out = String::new();
-    let Some(topo) = crate::arch::x86_64::topology::get() else { return "no CPU table".into() };
+    let Some(topo) = kernel::arch::x86_64::topology::get() else { return "no CPU table".into() };
     for c in &topo.cpus {
         let _ = writeln!(
             out,
@@ -39,11 +39,11 @@ pub fn counters() -> String {
             c.watchdog_reports.load(Ordering::Relaxed),
         );
     }
-    let (spurious, unexpected) = crate::arch::x86_64::interrupts::stray_counts();
+    let (spurious, unexpected) = kernel::arch::x86_64::interrupts::stray_counts();
     let _ = writeln!(
         out,
         "interrupts: {spurious} spurious, {unexpected} unexpected; {} unclaimed NMIs",
-        crate::arch::x86_64::nmi::unclaimed()
+        kernel::arch::x86_64::nmi::unclaimed()
     );
     let s = &hotplug::STATS;
     let _ = write!(

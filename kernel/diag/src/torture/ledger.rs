@@ -33,7 +33,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use super::stats::error;
-use crate::{CpuId, percpu};
+use kernel::{CpuId, percpu};
 
 /// How long resolving an abandoned call waits for its target's queue to
 /// drain, and then for a batch taken off it to reach the call.
@@ -128,9 +128,9 @@ impl Ledger {
                     continue;
                 }
                 let ran = || c.ran.load(Ordering::SeqCst) == attempt;
-                crate::time::wait_until(RESOLVE_US, || ran() || crate::smp::calls::queue(target).is_empty());
+                kernel::time::wait_until(RESOLVE_US, || ran() || kernel::smp::calls::queue(target).is_empty());
                 // A batch just taken off the queue may still be running.
-                crate::time::wait_until(RESOLVE_GRACE_US, ran);
+                kernel::time::wait_until(RESOLVE_GRACE_US, ran);
                 if !ran() {
                     c.skips.fetch_add(1, Ordering::SeqCst);
                     c.pending_skips.fetch_add(1, Ordering::SeqCst);

@@ -12,8 +12,8 @@ use alloc::string::{String, ToString};
 
 use smp_core::{CpuId, CpuSet};
 
-use crate::smp::{self, hotplug, stop, stop_machine};
-use crate::{console, keyboard, percpu, power, println_raw};
+use kernel::smp::{self, hotplug, stop, stop_machine};
+use kernel::{console, keyboard, percpu, power, println_raw};
 
 pub use line::LineEditor;
 
@@ -43,13 +43,13 @@ pub fn execute(line: &str) -> Result<String, String> {
             hotplug::cpu_up(cpu).map(|()| format!("{cpu} is online")).map_err(|e| format!("{e:?}"))
         }
         "stopmachine" => {
-            let t = crate::time::rdtsc();
+            let t = kernel::time::rdtsc();
             stop_machine::stop_machine(&CpuSet::single(percpu::current_cpu()), &|_| {})
                 .map(|()| {
                     format!(
                         "stop-machine over {} CPUs: {} us",
                         smp::online_count(),
-                        crate::time::ticks_to_us(crate::time::rdtsc() - t)
+                        kernel::time::ticks_to_us(kernel::time::rdtsc() - t)
                     )
                 })
                 .map_err(|e| format!("{e:?}"))

@@ -1,6 +1,7 @@
 //! The in-guest test harness.
 //!
-//! Suites (in `tests/guest`) list their tests with [`ktest!`]; the test kernel
+//! It lives with the tests, not in the kernel library: the shipped kernel
+//! holds no test code. Suites list their tests with [`ktest!`]; `main.rs`
 //! hands the lists to [`main`], which speaks the line protocol `cargo xtask
 //! test` parses (its reference is `xtask/src/protocol.rs`):
 //! `ktest.list=1` prints every test with its needs; `ktest.run=a,b` runs those
@@ -8,7 +9,7 @@
 
 use alloc::string::String;
 
-use crate::{params, power, println_raw};
+use kernel::{params, power, println_raw};
 
 /// What a test's run must end in for the host to call it passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +200,7 @@ pub fn main(suites: &[&[Test]]) -> ! {
             failed += 1;
             continue;
         };
-        let cpus = crate::smp::PRESENT.len();
+        let cpus = kernel::smp::PRESENT.len();
         if cpus < t.min_cpus {
             println_raw!("@@KTEST SKIP\t{name}\tneeds {} CPUs, the machine has {cpus}", t.min_cpus);
             skipped += 1;
@@ -211,11 +212,10 @@ pub fn main(suites: &[&[Test]]) -> ! {
             continue;
         }
         println_raw!("@@KTEST BEGIN\t{name}");
-        let start = crate::time::rdtsc();
+        let start = kernel::time::rdtsc();
         let outcome = (t.run)();
-        #[cfg(feature = "test-hooks")]
-        crate::hooks::reset();
-        let us = crate::time::ticks_to_us(crate::time::rdtsc() - start);
+        kernel::hooks::reset();
+        let us = kernel::time::ticks_to_us(kernel::time::rdtsc() - start);
         match (outcome, t.expect) {
             (Ok(()), Expect::Pass) => {
                 println_raw!("@@KTEST PASS\t{name}\t{us}");
