@@ -8,6 +8,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::VirtAddr;
 
+use protocol::bt::Line;
+
 use crate::println_raw;
 
 /// Frames printed at most.
@@ -92,12 +94,17 @@ pub fn print_from(cpu: usize, rbp: u64) {
     let base = kernel_base();
     let end = walk(rbp, |depth, ret| {
         // A return address points after the call; `- 1` lands inside it.
-        println_raw!("@@BT\t{cpu}\t{depth}\t{:#x}\t{base:#x}", ret.saturating_sub(1));
+        let frame: Line<&str> =
+            Line::Frame { cpu: cpu as u32, depth: depth as u32, address: ret.saturating_sub(1), base };
+        println_raw!("{frame}");
     });
+    let cpu = cpu as u32;
     match end {
-        End::Bottom => println_raw!("@@BT-END\t{cpu}\tbottom of the stack"),
-        End::Depth => println_raw!("@@BT-END\t{cpu}\tstopped after {MAX_DEPTH} frames"),
-        End::Corrupt(at) => println_raw!("@@BT-END\t{cpu}\tframe chain corrupt at {at:#x}; walk stopped"),
+        End::Bottom => println_raw!("{}", Line::End { cpu, why: "bottom of the stack" }),
+        End::Depth => println_raw!("{}", Line::End { cpu, why: format_args!("stopped after {MAX_DEPTH} frames") }),
+        End::Corrupt(at) => {
+            println_raw!("{}", Line::End { cpu, why: format_args!("frame chain corrupt at {at:#x}; walk stopped") })
+        }
     }
 }
 

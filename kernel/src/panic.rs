@@ -4,6 +4,8 @@
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use protocol::ktest::Line;
+
 use crate::{percpu, power};
 
 const NOBODY: u32 = u32::MAX;
@@ -19,7 +21,10 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         Ok(_) => {}
         Err(owner) if owner == me => {
             // A panic while reporting a panic: say so briefly, end the run.
-            crate::println_raw!("@@KTEST PANIC\t{}\tnested panic: {}", cpu.index(), info.message());
+            crate::println_raw!(
+                "{}",
+                Line::Panic { cpu: cpu.index(), message: format_args!("nested panic: {}", info.message()) }
+            );
             power::exit(power::ExitCode::Failure);
         }
         // Another CPU is reporting and stopping everyone: be stopped.
@@ -34,18 +39,24 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let records = report.stopped.iter().filter(|c| crate::smp::stop::crash_record(*c).is_some()).count();
     if report.not_stopped.is_empty() {
         crate::println_raw!(
-            "@@KTEST PANIC\t{}\t{} at {file}:{line}; all other CPUs stopped ({}); crash records: {}",
-            cpu.index(),
-            info.message(),
-            crate::smp::stop::Attempts(report.attempts),
-            if records == report.stopped.len() { "all" } else { "some missing" }
+            "{}",
+            Line::Panic {
+                cpu: cpu.index(),
+                message: format_args!(
+                    "{} at {file}:{line}; all other CPUs stopped ({}); crash records: {}",
+                    info.message(),
+                    crate::smp::stop::Attempts(report.attempts),
+                    if records == report.stopped.len() { "all" } else { "some missing" }
+                )
+            }
         );
     } else {
         crate::println_raw!(
-            "@@KTEST PANIC\t{}\t{} at {file}:{line}; NOT stopped: {:?}",
-            cpu.index(),
-            info.message(),
-            report.not_stopped
+            "{}",
+            Line::Panic {
+                cpu: cpu.index(),
+                message: format_args!("{} at {file}:{line}; NOT stopped: {:?}", info.message(), report.not_stopped)
+            }
         );
     }
     power::exit(power::ExitCode::Failure)

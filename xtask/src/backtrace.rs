@@ -22,6 +22,7 @@ pub struct SourceFrame {
 }
 
 impl SourceFrame {
+    #[cfg(test)]
     pub fn new(function: &str, file: &str, line: u32) -> Self {
         SourceFrame { function: Some(function.to_owned()), file: Some(file.to_owned()), line: Some(line) }
     }

@@ -162,10 +162,8 @@ pub struct ExitWatch {
 impl ExitWatch {
     /// A serial line of the guest.
     pub fn serial(&mut self, line: &str) {
-        match line.trim_end().strip_prefix("@@EXIT\t") {
-            Some("success") => self.verdict = Some(true),
-            Some("failure") => self.verdict = Some(false),
-            _ => {}
+        if let Some(verdict) = protocol::exit::parse_line(line) {
+            self.verdict = Some(verdict == protocol::exit::Verdict::Success);
         }
     }
 

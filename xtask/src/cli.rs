@@ -83,7 +83,7 @@ pub enum Command {
         Guest tests are listed by one boot with ktest.list=1, then grouped: tests that can share \
         a kernel run together in one boot, every fresh/expected-panic/parameterised test gets a \
         boot of its own, tests needing more CPUs than --smp are skipped. See the protocol \
-        documentation in xtask/src/protocol.rs.\n\n\
+        documentation in the protocol crate, kernel/protocol/src/lib.rs.\n\n\
         Configurations: the `default` one runs every test on the machine --smp, --machine, \
         --cpu and --firmware describe; then the CI subset of the machine matrix (--list-configs \
         names every cell; `cargo xtask matrix` runs them all) runs its part of the tests on \

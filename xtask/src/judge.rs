@@ -447,7 +447,9 @@ pub fn unexpected_exit(code: i32) -> String {
     format!("guest reset (triple fault?) or powered off unexpectedly (emulator exit status {code}{hint})")
 }
 
-/// Judges a recorded boot: `lines` with the time each was seen.
+/// Judges a recorded boot: `lines` with the time each was seen (the tests'
+/// way in; a live boot feeds a [`Judge`] as lines arrive).
+#[cfg(test)]
 pub fn judge<'a>(
     tests: &[TestInfo],
     lines: impl IntoIterator<Item = (Duration, &'a str)>,
@@ -458,6 +460,7 @@ pub fn judge<'a>(
 }
 
 /// [`judge`], with backtraces symbolized by `symbols`.
+#[cfg(test)]
 pub fn judge_with_symbols<'a>(
     tests: &[TestInfo],
     lines: impl IntoIterator<Item = (Duration, &'a str)>,

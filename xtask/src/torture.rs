@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 /// Call kinds, in the order `stress.weights` lists their weights.
-pub const CALL_KINDS: [&str; 6] = ["single", "nowait", "async", "many", "all", "many-nowait"];
+pub use protocol::torture::CALL_KINDS;
 
 /// The guest test with hotplug, with hotplug and faults, and without.
 pub const HOTPLUG_TEST: &str = "stress::hotplug_torture";

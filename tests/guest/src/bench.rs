@@ -1,8 +1,7 @@
 //! Measurements for `cargo xtask bench` (boot parameter `ktest.bench=1`).
 //! Absolute times under TCG are emulated, so every figure comes with the
 //! floor measured in the same boot (a shared-memory ping-pong between two
-//! CPUs). Each result is one line:
-//! `@@BENCH <name> <unit> <median> <p99> <samples>` (unit `ns` or `per_s`).
+//! CPUs). Each result is one `protocol::bench` line.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,21 +10,20 @@ use diag::bench::{self, ns, sample};
 use kernel::smp::{self, bringup, calls, hotplug, ping, stop_machine, worker};
 use kernel::time::{self, Deadline};
 use kernel::{CpuId, CpuSet, percpu, power, println_raw};
+use protocol::bench::{Line, Unit, names};
 use smp_core::callq::{AsyncFn, CallRecord};
 
 fn report(name: &str, samples: Vec<u64>) {
-    match bench::summarize(samples) {
-        Some(s) => println_raw!("@@BENCH\t{name}\tns\t{}\t{}\t{}", s.median, s.p99, s.samples),
-        None => println_raw!("@@BENCH\t{name}\tns\t0\t0\t0"),
-    }
+    let (median, p99, samples) = bench::summarize(samples).map_or((0, 0, 0), |s| (s.median, s.p99, s.samples));
+    println_raw!("{}", Line::Figure { name, unit: Unit::Ns, median, p99, samples: samples as u64 });
 }
 
 fn report_rate(name: &str, per_s: u64) {
-    println_raw!("@@BENCH\t{name}\tper_s\t{per_s}\t{per_s}\t1");
+    println_raw!("{}", Line::Figure { name, unit: Unit::PerS, median: per_s, p99: per_s, samples: 1 });
 }
 
 fn floor(partner: CpuId) {
-    report("floor_pingpong", bench::pingpong(partner, 2000));
+    report(names::FLOOR, bench::pingpong(partner, 2000));
 }
 
 static ASYNC_DONE: AtomicU64 = AtomicU64::new(0);
@@ -70,7 +68,7 @@ fn throughput(partner: CpuId) {
     }
     let us = window.elapsed_us().max(1);
     time::wait_until(1_000_000, || ASYNC_DONE.load(Ordering::SeqCst) >= sent);
-    report_rate("async_throughput_one_sender", sent * 1_000_000 / us);
+    report_rate(names::ASYNC_ONE_SENDER, sent * 1_000_000 / us);
     // Every CPU sending to its neighbour.
     FLOOD_STOP.store(false, Ordering::SeqCst);
     FLOOD_SENT.store(0, Ordering::SeqCst);
@@ -86,7 +84,7 @@ fn throughput(partner: CpuId) {
     let us = window.elapsed_us().max(1);
     let total = FLOOD_SENT.load(Ordering::SeqCst);
     time::wait_until(2_000_000, || others.iter().all(|c| worker::is_free(*c)));
-    report_rate("async_throughput_all_senders", total * 1_000_000 / us);
+    report_rate(names::ASYNC_ALL_SENDERS, total * 1_000_000 / us);
 }
 
 fn hotplug_cycles(victim: CpuId) {
@@ -105,13 +103,13 @@ fn hotplug_cycles(victim: CpuId) {
         up.push(ns(t2 - t1));
         cycle.push(ns(t2 - t0));
     }
-    report("hotplug_down", down);
-    report("hotplug_up", up);
-    report("hotplug_cycle", cycle);
+    report(names::HOTPLUG_DOWN, down);
+    report(names::HOTPLUG_UP, up);
+    report(names::HOTPLUG_CYCLE, cycle);
 }
 
 fn bring_up(aps: &CpuSet) {
-    for (name, parallel) in [("bringup_one_by_one", false), ("bringup_parallel", true)] {
+    for (name, parallel) in [(names::BRINGUP_ONE_BY_ONE, false), (names::BRINGUP_PARALLEL, true)] {
         for cpu in aps.iter() {
             let _ = hotplug::cpu_down(cpu);
         }
@@ -128,38 +126,35 @@ fn bring_up(aps: &CpuSet) {
 pub fn run() -> ! {
     let me = percpu::current_cpu();
     let online = smp::ONLINE.snapshot();
-    println_raw!(
-        "@@BENCH-INFO\tcpus\t{}\ttsc_mhz\t{}\tidle\t{}",
-        online.len(),
-        time::tsc_per_us(),
-        smp::idle::mode().name()
-    );
+    let info =
+        Line::Info { cpus: online.len() as u32, tsc_mhz: time::tsc_per_us(), idle: Some(smp::idle::mode().name()) };
+    println_raw!("{info}");
     let Some(partner) = online.iter().find(|c| *c != me) else {
-        println_raw!("@@BENCH-INFO\terror\tneeds at least two CPUs");
+        println_raw!("{}", Line::GuestError("needs at least two CPUs"));
         power::exit(power::ExitCode::Failure);
     };
     floor(partner);
     report(
-        "ipi_roundtrip",
+        names::IPI_ROUNDTRIP,
         sample(1000, || {
             ping::ping(partner, 1_000_000);
         }),
     );
     report(
-        "call_single_sync",
+        names::CALL_SINGLE_SYNC,
         sample(1000, || {
             let _ = calls::call_single(partner, "bench-sync", &|| {});
         }),
     );
     throughput(partner);
     report(
-        "call_all_wait",
+        names::CALL_ALL_WAIT,
         sample(200, || {
             calls::call_all("bench-all", false, &|| {});
         }),
     );
     report(
-        "stop_machine_all",
+        names::STOP_MACHINE_ALL,
         sample(50, || {
             let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
         }),
@@ -168,6 +163,6 @@ pub fn run() -> ! {
     hotplug_cycles(victim);
     let aps = online.difference(&CpuSet::single(me));
     bring_up(&aps);
-    println_raw!("@@BENCH-DONE");
+    println_raw!("{}", Line::<&str>::Done);
     power::exit(power::ExitCode::Success)
 }

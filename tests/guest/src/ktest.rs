@@ -3,13 +3,14 @@
 //! It lives with the tests, not in the kernel library: the shipped kernel
 //! holds no test code. Suites list their tests with [`ktest!`]; `main.rs`
 //! hands the lists to [`main`], which speaks the line protocol `cargo xtask
-//! test` parses (its reference is `xtask/src/protocol.rs`):
+//! test` parses (its reference is the `protocol` crate, `kernel/protocol`):
 //! `ktest.list=1` prints every test with its needs; `ktest.run=a,b` runs those
 //! tests in order, each framed by `@@KTEST BEGIN` and a verdict line.
 
 use alloc::string::String;
 
 use kernel::{params, power, println_raw};
+use protocol::ktest::{self as wire, Line};
 
 /// What a test's run must end in for the host to call it passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,23 +171,25 @@ pub fn main(suites: &[&[Test]]) -> ! {
         let mut n = 0;
         for t in tests() {
             let (expect, message) = match t.expect {
-                Expect::Pass => ("ok", ""),
-                Expect::Panic(m) => ("panic", m),
-                Expect::Fault(m) => ("fault", m),
+                Expect::Pass => (wire::Expect::Ok, ""),
+                Expect::Panic(m) => (wire::Expect::Panic, m),
+                Expect::Fault(m) => (wire::Expect::Fault, m),
             };
-            println_raw!(
-                "@@KTEST LIST\t{}\tfresh={}\tmin_cpus={}\ttimeout_ms={}\texpect={expect}\texample={}\tparams={}\tmessage={message}\tbacktrace={}",
-                t.short_name(),
-                t.fresh_boot as u8,
-                t.min_cpus,
-                t.timeout_ms,
-                t.example as u8,
-                t.params,
-                t.backtrace
-            );
+            let listing = wire::Listing {
+                name: t.short_name(),
+                fresh: t.fresh_boot,
+                min_cpus: t.min_cpus,
+                timeout_ms: t.timeout_ms,
+                expect,
+                example: t.example,
+                params: t.params,
+                message,
+                backtrace: t.backtrace,
+            };
+            println_raw!("{listing}");
             n += 1;
         }
-        println_raw!("@@KTEST LIST-END\t{n}");
+        println_raw!("{}", Line::<&str>::ListEnd { count: n });
         power::exit(power::ExitCode::Success);
     }
     let Some(run) = params::get("ktest.run") else {
@@ -196,41 +199,47 @@ pub fn main(suites: &[&[Test]]) -> ! {
     let (mut passed, mut failed, mut skipped) = (0u32, 0u32, 0u32);
     for name in run.split(',').filter(|n| !n.is_empty()) {
         let Some(t) = tests().find(|t| t.short_name() == name) else {
-            println_raw!("@@KTEST FAIL\t{name}\tno such test in this kernel");
+            println_raw!("{}", Line::Fail { name, message: "no such test in this kernel" });
             failed += 1;
             continue;
         };
         let cpus = kernel::smp::PRESENT.len();
         if cpus < t.min_cpus {
-            println_raw!("@@KTEST SKIP\t{name}\tneeds {} CPUs, the machine has {cpus}", t.min_cpus);
+            println_raw!(
+                "{}",
+                Line::Skip { name, reason: format_args!("needs {} CPUs, the machine has {cpus}", t.min_cpus) }
+            );
             skipped += 1;
             continue;
         }
         if !t.needs.is_empty() && !params::get_bool(t.needs, false) {
-            println_raw!("@@KTEST SKIP\t{name}\tthis machine's configuration does not set {}", t.needs);
+            println_raw!(
+                "{}",
+                Line::Skip { name, reason: format_args!("this machine's configuration does not set {}", t.needs) }
+            );
             skipped += 1;
             continue;
         }
-        println_raw!("@@KTEST BEGIN\t{name}");
+        println_raw!("{}", Line::<&str>::Begin { name });
         let start = kernel::time::rdtsc();
         let outcome = (t.run)();
         kernel::hooks::reset();
-        let us = kernel::time::ticks_to_us(kernel::time::rdtsc() - start);
+        let elapsed_us = kernel::time::ticks_to_us(kernel::time::rdtsc() - start);
         match (outcome, t.expect) {
             (Ok(()), Expect::Pass) => {
-                println_raw!("@@KTEST PASS\t{name}\t{us}");
+                println_raw!("{}", Line::<&str>::Pass { name, elapsed_us });
                 passed += 1;
             }
             (Ok(()), _) => {
-                println_raw!("@@KTEST FAIL\t{name}\texpected a panic or fault, but the test returned");
+                println_raw!("{}", Line::Fail { name, message: "expected a panic or fault, but the test returned" });
                 failed += 1;
             }
-            (Err(Failure(msg)), _) => {
-                println_raw!("@@KTEST FAIL\t{name}\t{}", msg.replace(['\n', '\t'], " "));
+            (Err(Failure(message)), _) => {
+                println_raw!("{}", Line::Fail { name, message: message.as_str() });
                 failed += 1;
             }
         }
     }
-    println_raw!("@@KTEST DONE\t{passed}\t{failed}\t{skipped}");
+    println_raw!("{}", Line::<&str>::Done { passed, failed, skipped });
     power::exit(if failed == 0 { power::ExitCode::Success } else { power::ExitCode::Failure })
 }

@@ -6,7 +6,7 @@
 //! a baseline ([`compare`]), and shows it all as tables ([`table`]), SVG
 //! plots ([`plot`]) and a JSON file. The boots themselves are driven by
 //! `crate::commands::bench`. All of this but the host facts ([`host`]) is
-//! pure, for the host tests in tests/tooling/tests/bench.rs.
+//! pure, for the host tests in xtask/src/tests/bench.rs.
 
 pub mod args;
 pub mod compare;

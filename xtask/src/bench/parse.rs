@@ -1,27 +1,11 @@
-//! The guest's side of the bench protocol (tests/guest/src/bench.rs), one
-//! tab-separated line per item:
-//!
-//! - `@@BENCH-INFO\tcpus\t<n>\ttsc_mhz\t<m>\tidle\t<mode>` first (`<mode>`:
-//!   how idle CPUs wait, `halt` or `poll`; kernels older than polling idle
-//!   leave out the last two fields);
-//! - `@@BENCH-INFO\terror\t<text>` when the guest cannot measure at all;
-//! - `@@BENCH\t<name>\t<unit>\t<median>\t<p99>\t<samples>` per figure, unit
-//!   `ns` or `per_s`, samples 0 when the figure could not be measured;
-//! - `@@BENCH-DONE` last, before the guest exits with success.
-//!
-//! Any other line is the kernel's own output and ignored. A line that starts
-//! like ours but does not parse is an error, never skipped: a silently lost
-//! figure would make a regression look like an improvement.
+//! The host's side of the bench lines; the lines themselves are defined in
+//! `protocol::bench` (the guest writes them with it).
 
-use crate::bench::results::{BootResult, Figure, Unit};
+use crate::bench::results::{BootResult, Figure};
 use crate::judge::{Exit, unexpected_exit};
 use crate::protocol::{EXIT_FAILURE, EXIT_SUCCESS};
 
-const INFO: &str = "@@BENCH-INFO";
-const FIGURE: &str = "@@BENCH";
-const DONE: &str = "@@BENCH-DONE";
-
-/// One line of the protocol.
+/// One line of the protocol, with its figure as the host keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BenchLine {
     /// `idle`: the guest's idle mode, if it said.
@@ -37,51 +21,15 @@ pub enum BenchLine {
 
 /// `Ok(None)` for a line that is not ours.
 pub fn parse_line(line: &str) -> Result<Option<BenchLine>, String> {
-    let fields: Vec<&str> = line.split('\t').collect();
-    let bad = |why: &str| Err(format!("malformed bench line ({why}): `{line}`"));
-    match fields[0] {
-        DONE if fields.len() == 1 => Ok(Some(BenchLine::Done)),
-        DONE => bad("nothing may follow @@BENCH-DONE"),
-        INFO => match fields[1..] {
-            ["cpus", cpus, "tsc_mhz", mhz, ref idle @ ..] => {
-                let idle = match idle {
-                    [] => None,
-                    ["idle", mode] if !mode.is_empty() => Some((*mode).to_owned()),
-                    _ => return bad("after the TSC MHz only `idle MODE` may follow"),
-                };
-                match (cpus.parse(), mhz.parse()) {
-                    (Ok(cpus), Ok(tsc_mhz)) => Ok(Some(BenchLine::Info { cpus, tsc_mhz, idle })),
-                    _ => bad("CPU count and TSC MHz must be whole numbers"),
-                }
-            }
-            ["error", ref rest @ ..] if !rest.is_empty() => Ok(Some(BenchLine::GuestError(rest.join(" ")))),
-            _ => bad("expected `cpus N tsc_mhz M [idle MODE]` or `error TEXT`"),
-        },
-        FIGURE => match fields[1..] {
-            [name, unit, median, p99, samples] => {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    return bad("the name must be letters, digits and `_`");
-                }
-                let Some(unit) = Unit::parse(unit) else {
-                    return bad("the unit must be `ns` or `per_s`");
-                };
-                match (median.parse::<u64>(), p99.parse::<u64>(), samples.parse::<u64>()) {
-                    (Ok(median), Ok(p99), Ok(samples)) => Ok(Some(BenchLine::Figure(Figure {
-                        name: name.to_owned(),
-                        unit,
-                        median: median as f64,
-                        p99: p99 as f64,
-                        samples,
-                    }))),
-                    _ => bad("median, p99 and samples must be whole numbers"),
-                }
-            }
-            _ => bad("expected 5 tab-separated fields after @@BENCH"),
-        },
-        // `@@BENCHMARK` or `@@BENCH INFO`: someone meant us, and got it wrong.
-        first if first.starts_with(FIGURE) => bad("unknown @@BENCH keyword"),
-        _ => Ok(None),
-    }
+    use protocol::bench::Line;
+    Ok(protocol::bench::parse_line(line)?.map(|l| match l {
+        Line::Info { cpus, tsc_mhz, idle } => BenchLine::Info { cpus, tsc_mhz, idle },
+        Line::GuestError(why) => BenchLine::GuestError(why),
+        Line::Figure { name, unit, median, p99, samples } => {
+            BenchLine::Figure(Figure { name, unit, median: median as f64, p99: p99 as f64, samples })
+        }
+        Line::Done => BenchLine::Done,
+    }))
 }
 
 /// Collects one boot's lines, then judges the boot.

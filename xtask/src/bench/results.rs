@@ -11,17 +11,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// The floor: a ping-pong between two CPUs through shared memory, no IPI.
-pub const FLOOR: &str = "floor_pingpong";
-pub const IPI_ROUNDTRIP: &str = "ipi_roundtrip";
-pub const CALL_SINGLE_SYNC: &str = "call_single_sync";
-pub const CALL_ALL_WAIT: &str = "call_all_wait";
-pub const STOP_MACHINE_ALL: &str = "stop_machine_all";
-pub const HOTPLUG_DOWN: &str = "hotplug_down";
-pub const HOTPLUG_UP: &str = "hotplug_up";
-pub const HOTPLUG_CYCLE: &str = "hotplug_cycle";
-pub const BRINGUP_ONE_BY_ONE: &str = "bringup_one_by_one";
-pub const BRINGUP_PARALLEL: &str = "bringup_parallel";
+pub use protocol::bench::Unit;
+/// The figures by name, as the guest reports them.
+pub use protocol::bench::names::{
+    BRINGUP_PARALLEL, CALL_ALL_WAIT, CALL_SINGLE_SYNC, FLOOR, HOTPLUG_CYCLE, STOP_MACHINE_ALL,
+};
 
 /// The figures whose growth with the CPU count the sweep shows.
 pub const SCALING: [&str; 3] = [CALL_ALL_WAIT, STOP_MACHINE_ALL, BRINGUP_PARALLEL];
@@ -29,33 +23,12 @@ pub const SCALING: [&str; 3] = [CALL_ALL_WAIT, STOP_MACHINE_ALL, BRINGUP_PARALLE
 /// Version of the results file's layout; bumped when a field changes meaning.
 pub const SCHEMA: u32 = 1;
 
-/// What a figure counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    /// Nanoseconds per operation: lower is better.
-    Ns,
-    /// Operations per second: higher is better.
-    PerS,
-}
-
-impl Unit {
-    /// As the guest writes it.
-    pub fn parse(s: &str) -> Option<Unit> {
-        match s {
-            "ns" => Some(Unit::Ns),
-            "per_s" => Some(Unit::PerS),
-            _ => None,
-        }
-    }
-
-    /// Nanoseconds per operation for a value in this unit (a rate's inverse).
-    pub fn ns_per_op(self, value: f64) -> Option<f64> {
-        match self {
-            Unit::Ns => Some(value),
-            Unit::PerS if value > 0.0 => Some(1e9 / value),
-            Unit::PerS => None,
-        }
+/// Nanoseconds per operation for a value in `unit` (a rate's inverse).
+pub fn ns_per_op(unit: Unit, value: f64) -> Option<f64> {
+    match unit {
+        Unit::Ns => Some(value),
+        Unit::PerS if value > 0.0 => Some(1e9 / value),
+        Unit::PerS => None,
     }
 }
 
@@ -94,7 +67,7 @@ impl BootResult {
     /// `figure`'s time per operation over this boot's floor.
     pub fn x_floor(&self, figure: &Figure) -> Option<f64> {
         let floor = self.figure(FLOOR).filter(|f| f.measured() && f.median > 0.0)?;
-        let ns = figure.unit.ns_per_op(figure.median).filter(|_| figure.measured())?;
+        let ns = ns_per_op(figure.unit, figure.median).filter(|_| figure.measured())?;
         Some(ns / floor.median)
     }
 }

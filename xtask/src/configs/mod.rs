@@ -22,7 +22,9 @@ use crate::guest::GuestRun;
 use crate::plan::PlanOptions;
 use crate::vm::VmConfig;
 
-pub use self::matrix::{ApicMode, Config, configs, find};
+#[cfg(test)]
+pub use self::matrix::find;
+pub use self::matrix::{Config, configs};
 
 /// The standard run: every test, on the command line's machine.
 pub const DEFAULT: &str = "default";
@@ -55,6 +57,7 @@ pub struct Selection {
 
 impl Selection {
     /// The names, in run order.
+    #[cfg(test)]
     pub fn names(&self) -> Vec<&'static str> {
         let default = self.default.then_some(DEFAULT);
         default.into_iter().chain(self.configs.iter().map(|c| c.name.as_str())).collect()
@@ -133,6 +136,7 @@ pub fn split_smp(smp: &str) -> Result<(u32, Option<&str>), String> {
 
 /// `smp.expect_cpus` for QEMU's `-smp` value: the CPUs present at boot,
 /// not `maxcpus`.
+#[cfg(test)]
 pub fn expect_cpus(smp: &str) -> Result<u32, String> {
     split_smp(smp).map(|(n, _)| n)
 }
@@ -141,7 +145,7 @@ impl Config {
     /// The machine this cell boots, with the user's options that apply to
     /// every configuration.
     pub fn vm(&self, args: &TestArgs) -> VmConfig {
-        let (smp, smp_opts) = split_smp(&self.smp).expect("the matrix is checked by tooling-tests");
+        let (smp, smp_opts) = split_smp(&self.smp).expect("the matrix is checked by xtask's tests");
         let mut extra: Vec<String> = self.qemu_args.iter().map(|&a| a.to_owned()).collect();
         extra.extend(args.qemu_args.iter().cloned());
         VmConfig {

@@ -54,8 +54,9 @@ pub fn summary(disk: &Disk, device: &BlockDevice, image: &str, image_bytes: u64)
         names => names.join(" "),
     };
     format!(
-        "device: {}{via}\nmodel:  {model}\nsize:   {}\nimage:  {image} ({})",
+        "device: {}{via}, {} to the kernel\nmodel:  {model}\nsize:   {}\nimage:  {image} ({})",
         disk.path.display(),
+        disk.name,
         sizes(disk.bytes),
         sizes(image_bytes)
     )

@@ -73,7 +73,7 @@ pub fn run() -> ! {
     let sources = if keyboard::present() { "COM1 and the PS/2 keyboard" } else { "COM1" };
     // `cargo xtask qemu --keep-running` types piped input only after this
     // (xtask's `protocol::CONSOLE_READY`).
-    println_raw!("console ready on {sources}; {HELP}");
+    println_raw!("{} on {sources}; {HELP}", protocol::CONSOLE_READY);
     let mut editor = LineEditor::new();
     loop {
         let Some(byte) = console::try_read_byte().or_else(keyboard::try_read_byte) else {

@@ -27,7 +27,7 @@ use stats::{STATS, STOP, error};
 
 /// The call kinds, in the order weights list them.
 pub const KINDS: usize = 6;
-pub const KIND_NAMES: [&str; KINDS] = ["single", "nowait", "async", "many", "all", "many-nowait"];
+pub const KIND_NAMES: [&str; KINDS] = protocol::torture::CALL_KINDS;
 const SINGLE: usize = 0;
 const NOWAIT: usize = 1;
 const ASYNC: usize = 2;

@@ -71,10 +71,15 @@ pub fn fatal(
     // The handler's own frame links to the interrupted code's frames.
     crate::backtrace::print_from(cpu.index(), crate::backtrace::current_rbp());
     crate::println_raw!(
-        "@@KTEST FAULT\t{}\t{name} (vector {vector}) at RIP {:#x}, error code {}, CR2 {cr2:#x}{extra}",
-        cpu.index(),
-        frame.instruction_pointer.as_u64(),
-        err.as_str()
+        "{}",
+        protocol::ktest::Line::Fault {
+            cpu: cpu.index(),
+            message: format_args!(
+                "{name} (vector {vector}) at RIP {:#x}, error code {}, CR2 {cr2:#x}{extra}",
+                frame.instruction_pointer.as_u64(),
+                err.as_str()
+            )
+        }
     );
     power::exit(power::ExitCode::Failure)
 }

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::cli::{Cli, Command, FirmwareArg, TortureArgs, boot_params};
+use crate::torture::{self, Weights, parse_weights, shows};
 use clap::Parser;
 use clap::error::ErrorKind;
-use xtask::cli::{Cli, Command, FirmwareArg, TortureArgs, boot_params};
-use xtask::torture::{self, Weights, parse_weights, shows};
 
 fn parse(args: &[&str]) -> Result<TortureArgs, clap::Error> {
     let cli = Cli::try_parse_from(["cargo-xtask", "torture"].into_iter().chain(args.iter().copied()))?;
@@ -107,7 +107,7 @@ fn faults_run_the_fault_test_with_its_short_timeouts() {
 /// test`; `--faults` must boot it with the same ones.
 #[test]
 fn fault_params_are_the_guest_tests_own() {
-    let guest = include_str!("../../guest/src/faults.rs");
+    let guest = include_str!("../../../tests/guest/src/faults.rs");
     let start = guest.find("pub const PARAMS: &str = \"").expect("PARAMS in faults.rs");
     let declared: String = guest[start..].split('"').nth(1).unwrap().split_whitespace().collect::<Vec<_>>().join("");
     let declared = declared.replace('\\', "");

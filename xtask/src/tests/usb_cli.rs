@@ -4,13 +4,13 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use crate::cli::{Cli, Command, FirmwareArg};
+use crate::usb::UsbArgs;
+use crate::usb::checks::{BlockDevice, DevNum, Disk};
+use crate::usb::dialog::{Consent, confirm, consent, human_size, progress_line, question, summary};
+use crate::usb::write::Phase;
 use clap::Parser;
 use clap::error::ErrorKind;
-use xtask::cli::{Cli, Command, FirmwareArg};
-use xtask::usb::UsbArgs;
-use xtask::usb::checks::{BlockDevice, DevNum, Disk};
-use xtask::usb::dialog::{Consent, confirm, consent, human_size, progress_line, question, summary};
-use xtask::usb::write::Phase;
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(std::iter::once("cargo-xtask").chain(args.iter().copied()))
@@ -78,7 +78,7 @@ fn help_says_what_is_checked_and_the_exit_statuses() {
 
 fn refusal(device: &Path) -> String {
     let cli = parse(&["usb", "--yes", device.to_str().unwrap()]).unwrap();
-    format!("{:#}", xtask::commands::run(cli).expect_err("should be refused"))
+    format!("{:#}", crate::commands::run(cli).expect_err("should be refused"))
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn the_summary_names_the_stick_and_the_image() {
     let text = summary(&disk, &device, "uefi.img", 12_582_912);
     assert_eq!(
         text,
-        "device: /dev/sdb (/dev/disk/by-id/usb-SanDisk)\n\
+        "device: /dev/sdb (/dev/disk/by-id/usb-SanDisk), sdb to the kernel\n\
          model:  SanDisk Cruzer Blade\n\
          size:   16.0 GB, 16008609792 bytes\n\
          image:  uefi.img (12.6 MB, 12582912 bytes)"
@@ -154,7 +154,7 @@ fn the_summary_names_the_stick_and_the_image() {
     let anonymous = Disk { vendor: None, model: None, ..disk };
     let direct = BlockDevice { given: "/dev/sdb".into(), ..device };
     let text = summary(&anonymous, &direct, "uefi.img", 1);
-    assert!(text.starts_with("device: /dev/sdb\nmodel:  unknown"), "{text}");
+    assert!(text.starts_with("device: /dev/sdb, sdb to the kernel\nmodel:  unknown"), "{text}");
 }
 
 #[test]

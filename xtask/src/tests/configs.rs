@@ -6,18 +6,18 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cli::{Cli, Command, Machine, TestArgs};
+use crate::configs::{self, EXPECT_APIC, configs, expect_cpus, glob_matches, guest_runs, parse_selection, split_smp};
+use crate::guest::{GuestRun, MachineResult, reproduce_command};
+use crate::plan::{EXPECT_CPUS, plan};
+use crate::prereq::Ovmf;
+use crate::protocol::TestInfo;
+use crate::qemu::{command_args, unmet_requirement};
+use crate::report::{Tally, machine_table};
+use crate::vm::{Emulator, Medium, VmConfig};
 use bootimage::Firmware;
 use clap::Parser;
 use clap::error::ErrorKind;
-use xtask::cli::{Cli, Command, Machine, TestArgs};
-use xtask::configs::{self, EXPECT_APIC, configs, expect_cpus, glob_matches, guest_runs, parse_selection, split_smp};
-use xtask::guest::{GuestRun, MachineResult, reproduce_command};
-use xtask::plan::{EXPECT_CPUS, plan};
-use xtask::prereq::Ovmf;
-use xtask::protocol::TestInfo;
-use xtask::qemu::{command_args, unmet_requirement};
-use xtask::report::{Tally, machine_table};
-use xtask::vm::{Emulator, Medium, VmConfig};
 
 fn parse(args: &[&str]) -> Result<TestArgs, clap::Error> {
     let cli = Cli::try_parse_from(["cargo-xtask", "test"].iter().chain(args))?;
@@ -423,7 +423,7 @@ fn bochs_cells_are_bios_machines_with_four_cpus_reproduced_by_xtask_bochs() {
     for (name, x2apic) in [("bochs-smp4-xapic", false), ("bochs-smp4-x2apic", true)] {
         let cfg = vm(&runs, name);
         assert_eq!((cfg.emulator, cfg.firmware, cfg.smp), (Emulator::Bochs, Firmware::Bios, 4));
-        assert_eq!(cfg.cpu.as_deref() == Some(xtask::bochs::X2APIC_MODEL), x2apic, "{name}");
+        assert_eq!(cfg.cpu.as_deref() == Some(crate::bochs::X2APIC_MODEL), x2apic, "{name}");
         assert!(cfg.boot_allowance() > vm(&runs, "pc-bios-smp4-xapic").boot_allowance(), "Bochs is slower");
         let p = plan(&guest_list(), &run(&runs, name).plan);
         let cmd = reproduce_command(cfg, &p.boots[0], None);

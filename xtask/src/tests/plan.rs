@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::plan::{PlanOptions, boot_allowance, plan};
+use crate::protocol::{Expect, TestInfo};
+use crate::vm::{Emulator, VmConfig};
 use bootimage::Firmware;
-use xtask::plan::{PlanOptions, boot_allowance, plan};
-use xtask::protocol::{Expect, TestInfo};
-use xtask::vm::{Emulator, VmConfig};
 
 fn t(name: &str) -> TestInfo {
     TestInfo::new(name)

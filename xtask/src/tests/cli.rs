@@ -1,9 +1,9 @@
 //! Argument handling: defaults, and bad arguments rejected with a clear
 //! message (through clap's `try_parse_from`, as `cargo xtask` parses them).
 
+use crate::cli::{Cli, Command, FirmwareArg, FirmwareChoice, Machine};
 use clap::Parser;
 use clap::error::ErrorKind;
-use xtask::cli::{Cli, Command, FirmwareArg, FirmwareChoice, Machine};
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(std::iter::once("cargo-xtask").chain(args.iter().copied()))
@@ -197,7 +197,7 @@ fn bochs_options_and_limits() {
 fn matrix_takes_cells_and_lists_them() {
     let Command::Matrix(m) = parse(&["matrix"]).unwrap().command else { panic!() };
     assert!(!m.cells.default, "the matrix is the cells, not the default run");
-    assert_eq!(m.cells.configs.len(), xtask::configs::configs().len());
+    assert_eq!(m.cells.configs.len(), crate::configs::configs().len());
     let Command::Matrix(m) = parse(&["matrix", "bochs-*,usb-uefi", "--list"]).unwrap().command else { panic!() };
     assert!(m.list);
     assert_eq!(m.cells.names(), ["bochs-smp4-xapic", "bochs-smp4-x2apic", "usb-uefi"]);

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use xtask::usb::checks::{BlockDevice, DevNum, Disk, SystemRoot, block_device, check_disk, check_fits};
+use crate::usb::checks::{BlockDevice, DevNum, Disk, SystemRoot, block_device, check_disk, check_fits};
 
 const SWAPS_HEADING: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
 

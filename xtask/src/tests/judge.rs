@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use xtask::judge::{BootReport, Exit, ListJudge, Outcome, judge};
-use xtask::protocol::{Expect, TestInfo, format_list_line};
+use crate::judge::{BootReport, Exit, ListJudge, Outcome, judge};
+use crate::protocol::{Expect, TestInfo};
 
 fn t(name: &str) -> TestInfo {
     TestInfo::new(name)
@@ -70,7 +70,7 @@ fn fail_and_skip_lines() {
 
 #[test]
 fn verdicts_stream_as_lines_arrive() {
-    let mut judge = xtask::judge::Judge::new(vec![t("a"), t("b")]);
+    let mut judge = crate::judge::Judge::new(vec![t("a"), t("b")]);
     assert!(judge.feed(Duration::ZERO, "@@KTEST BEGIN\ta").is_empty());
     let v = judge.feed(Duration::from_millis(5), "@@KTEST PASS\ta\t3");
     assert_eq!(v.len(), 1);
@@ -291,29 +291,29 @@ fn list_boot() {
     let b = expecting("b", Expect::Panic, "boom");
     let mut ok = ListJudge::default();
     ok.feed(LOG);
-    ok.feed(&format_list_line(&a));
-    ok.feed(&format_list_line(&b));
+    ok.feed(&a.list_line());
+    ok.feed(&b.list_line());
     ok.feed("@@KTEST LIST-END\t2");
     assert_eq!(ok.finish(Exit::Code(33)), Ok(vec![a.clone(), b.clone()]));
 
     let mut short = ListJudge::default();
-    short.feed(&format_list_line(&a));
+    short.feed(&a.list_line());
     short.feed("@@KTEST LIST-END\t2");
     assert!(short.finish(Exit::Code(33)).unwrap_err().contains("LIST-END says 2"));
 
     let mut crashed = ListJudge::default();
-    crashed.feed(&format_list_line(&a));
+    crashed.feed(&a.list_line());
     crashed.feed("@@KTEST PANIC\t0\tout of memory");
     let err = crashed.finish(Exit::Code(35)).unwrap_err();
     assert!(err.contains("out of memory") && err.contains("no LIST-END"), "{err}");
 
     let mut twice = ListJudge::default();
-    twice.feed(&format_list_line(&a));
-    twice.feed(&format_list_line(&a));
+    twice.feed(&a.list_line());
+    twice.feed(&a.list_line());
     twice.feed("@@KTEST LIST-END\t1");
     assert!(twice.finish(Exit::Code(33)).unwrap_err().contains("twice"));
 
     let mut hung = ListJudge::default();
-    hung.feed(&format_list_line(&a));
+    hung.feed(&a.list_line());
     assert!(hung.finish(Exit::TimedOut).unwrap_err().contains("hung"));
 }

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
+use crate::bench::compare::{self, Comparison};
+use crate::bench::goals::{self, Status};
+use crate::bench::parse::{BenchLine, BootParser, parse_line};
+use crate::bench::results::{self, BootResult, Combined, CpuResult, Figure, HostInfo, Report, Unit};
+use crate::bench::{host, plot, table};
+use crate::build::Profile;
+use crate::cli::{Cli, Command, FirmwareArg};
+use crate::judge::Exit;
 use clap::Parser;
-use xtask::bench::compare::{self, Comparison};
-use xtask::bench::goals::{self, Status};
-use xtask::bench::parse::{BenchLine, BootParser, parse_line};
-use xtask::bench::results::{self, BootResult, Combined, CpuResult, Figure, HostInfo, Report, Unit};
-use xtask::bench::{host, plot, table};
-use xtask::build::Profile;
-use xtask::cli::{Cli, Command, FirmwareArg};
-use xtask::judge::Exit;
 
 /// What a real `-smp 4` boot printed (QEMU 10.0 TCG), with some kernel
 /// output around it.

@@ -1,7 +1,7 @@
 //! The guest-output line parser: every line kind, and malformed lines giving
 //! errors rather than panics or silent acceptance.
 
-use xtask::protocol::{Event, Expect, TestInfo, clean_line, format_list_line, parse_line};
+use crate::protocol::{Event, Expect, TestInfo, clean_line, parse_line};
 
 fn event(line: &str) -> Event {
     parse_line(line)
@@ -55,7 +55,7 @@ fn list_line_round_trips_through_the_formatter() {
     t.expect = Expect::Panic;
     t.params = vec![("k".into(), "v".into()), ("l".into(), "w".into())];
     t.message = "oops".into();
-    assert_eq!(event(&format_list_line(&t)), Event::List(t));
+    assert_eq!(event(&t.list_line()), Event::List(t));
 }
 
 #[test]

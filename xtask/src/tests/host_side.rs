@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::build::artifact_executable;
+use crate::cli::Machine;
+use crate::hosttest::{Counts, LOOM_ARGS, loom_rustflags, loom_target_dir, parse_result_line};
+use crate::judge::{Outcome, Verdict};
+use crate::prereq::{Ovmf, parse_qemu_version};
+use crate::process::LineBuffer;
+use crate::qemu::{command_args, unmet_requirement};
+use crate::report::{Tail, Tally, printable, verdict_line};
+use crate::vm::VmConfig;
 use bootimage::Firmware;
-use xtask::build::artifact_executable;
-use xtask::cli::Machine;
-use xtask::hosttest::{Counts, LOOM_ARGS, loom_rustflags, loom_target_dir, parse_result_line};
-use xtask::judge::{Outcome, Verdict};
-use xtask::prereq::{Ovmf, parse_qemu_version};
-use xtask::process::LineBuffer;
-use xtask::qemu::{command_args, unmet_requirement};
-use xtask::report::{Tail, Tally, printable, verdict_line};
-use xtask::vm::VmConfig;
 
 #[test]
 fn cargo_test_result_lines() {
@@ -42,7 +42,7 @@ fn loom_runs_apart_from_the_normal_build() {
     assert_eq!(loom_rustflags(Some("-D warnings")), "-D warnings --cfg loom", "the caller's flags are kept");
     // Its own target directory: --cfg loom must not invalidate the normal cache.
     let dir = loom_target_dir();
-    assert!(dir.ends_with("loom") && dir != xtask::workspace::target_dir(), "{}", dir.display());
+    assert!(dir.ends_with("loom") && dir != crate::workspace::target_dir(), "{}", dir.display());
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn tail_keeps_the_last_lines_and_does_not_repeat_them() {
         tail.push(&i.to_string());
     }
     let shown = tail.take_unshown();
-    assert_eq!(shown.len(), xtask::report::TAIL_LINES);
+    assert_eq!(shown.len(), crate::report::TAIL_LINES);
     assert_eq!(shown.last().map(String::as_str), Some("99"));
     tail.push("100");
     assert_eq!(tail.take_unshown(), ["100"]);
@@ -186,14 +186,14 @@ fn kernel_elf_comes_from_cargos_messages() {
 
 #[test]
 fn run_directories_are_named_by_utc_time() {
-    assert_eq!(xtask::workspace::timestamp(0), "19700101-000000");
-    assert_eq!(xtask::workspace::timestamp(951_782_400 + 3661), "20000229-010101");
-    assert_eq!(xtask::workspace::timestamp(1_732_190_000), "20241121-115320");
+    assert_eq!(crate::workspace::timestamp(0), "19700101-000000");
+    assert_eq!(crate::workspace::timestamp(951_782_400 + 3661), "20000229-010101");
+    assert_eq!(crate::workspace::timestamp(1_732_190_000), "20241121-115320");
 }
 
 #[test]
 fn gdb_attach_command_and_qemu_arguments() {
-    use xtask::gdb::{KERNEL_BASE, attach_command, qemu_args};
+    use crate::gdb::{KERNEL_BASE, attach_command, qemu_args};
     assert_eq!(KERNEL_BASE, 0xffff_8000_0000_0000, "kernel/src/boot.rs KERNEL_BASE");
     assert_eq!(qemu_args(1234), ["-gdb", "tcp:127.0.0.1:1234", "-S"]);
     assert_eq!(
@@ -213,14 +213,14 @@ fn pruning_keeps_the_newest_runs_and_any_run_still_going() {
     for i in 0..14 {
         std::fs::create_dir_all(name(i)).unwrap();
     }
-    let long_run = xtask::workspace::hold(&name(1)).unwrap();
-    xtask::workspace::prune(&base);
+    let long_run = crate::workspace::hold(&name(1)).unwrap();
+    crate::workspace::prune(&base);
     let left: Vec<bool> = (0..14).map(|i| name(i).exists()).collect();
     assert!(!left[0] && !left[2] && !left[3], "old runs go: {left:?}");
     assert!(left[1], "a run still holding its directory stays");
     assert!(left[4..].iter().all(|&x| x), "the newest ten stay: {left:?}");
     drop(long_run);
-    xtask::workspace::prune(&base);
+    crate::workspace::prune(&base);
     assert!(!name(1).exists(), "once it ended, it goes too");
     std::fs::remove_dir_all(&base).unwrap();
 }

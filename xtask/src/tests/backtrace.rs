@@ -5,10 +5,10 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use xtask::backtrace::{LiveFilter, SourceFrame, Symbols, is_test_kernel_log, no_symbols, render, symbolize_log};
-use xtask::judge::{BootReport, Exit, Outcome, judge_with_symbols};
-use xtask::protocol::{BtLine, Expect, TestInfo, format_list_line, parse_backtrace_line, parse_line};
-use xtask::symbols::Symbolizer;
+use crate::backtrace::{LiveFilter, SourceFrame, Symbols, is_test_kernel_log, no_symbols, render, symbolize_log};
+use crate::judge::{BootReport, Exit, Outcome, judge_with_symbols};
+use crate::protocol::{BtLine, Expect, TestInfo, parse_backtrace_line, parse_line};
+use crate::symbols::Symbolizer;
 
 const BASE: u64 = 0xffff_8000_0000_0000;
 
@@ -63,17 +63,17 @@ fn backtrace_lines_parse() {
 #[test]
 fn list_lines_carry_the_required_backtrace() {
     let line = "@@KTEST LIST\tdebug::p\tfresh=1\tmin_cpus=1\ttimeout_ms=1\texpect=panic\texample=0\tparams=\tmessage=deep\tbacktrace=deep_three,deep_two,deep_one";
-    let Ok(Some(xtask::protocol::Event::List(t))) = parse_line(line) else { panic!("{line}") };
+    let Ok(Some(crate::protocol::Event::List(t))) = parse_line(line) else { panic!("{line}") };
     assert_eq!(t.backtrace, ["deep_three", "deep_two", "deep_one"]);
-    assert_eq!(format_list_line(&t), line, "round trip");
+    assert_eq!(t.list_line(), line, "round trip");
     // Empty, and absent (an older kernel): no requirement.
-    let Ok(Some(xtask::protocol::Event::List(t))) = parse_line(&line.replace("deep_three,deep_two,deep_one", ""))
+    let Ok(Some(crate::protocol::Event::List(t))) = parse_line(&line.replace("deep_three,deep_two,deep_one", ""))
     else {
         panic!()
     };
     assert!(t.backtrace.is_empty());
     let old = line.split("\tbacktrace=").next().unwrap();
-    let Ok(Some(xtask::protocol::Event::List(t))) = parse_line(old) else { panic!() };
+    let Ok(Some(crate::protocol::Event::List(t))) = parse_line(old) else { panic!() };
     assert!(t.backtrace.is_empty());
 }
 
@@ -267,8 +267,8 @@ fn symbolizes_a_function_of_this_binary() {
     let symbolizer = Symbolizer::load(&exe).unwrap();
     let frames = symbolizer.lookup(elf);
     let outer = frames.last().unwrap_or_else(|| panic!("nothing at {elf:#x}"));
-    assert_eq!(outer.function.as_deref(), Some("backtrace::a_function_to_find"), "{frames:?}");
-    assert_eq!(outer.file.as_deref(), Some("tests/tooling/tests/backtrace.rs"), "relative to the workspace");
+    assert_eq!(outer.function.as_deref(), Some("xtask::tests::backtrace::a_function_to_find"), "{frames:?}");
+    assert_eq!(outer.file.as_deref(), Some("xtask/src/tests/backtrace.rs"), "relative to the workspace");
     assert!(outer.line.is_some_and(|l| l > 0), "{frames:?}");
     // Far outside the image: nothing, and no panic.
     assert!(symbolizer.lookup(u64::MAX - 16).iter().all(|f| f.file.is_none()));
@@ -276,8 +276,8 @@ fn symbolizes_a_function_of_this_binary() {
 
 #[test]
 fn symbolize_command_line() {
+    use crate::cli::{Cli, Command};
     use clap::Parser;
-    use xtask::cli::{Cli, Command};
     let parse = |args: &[&str]| Cli::try_parse_from(["cargo-xtask", "symbolize"].iter().chain(args).copied());
     let Command::Symbolize(a) = parse(&["log.txt"]).unwrap().command else { panic!() };
     assert_eq!(a.file.to_str(), Some("log.txt"));

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use crate::bochs::{self, ExitWatch, MAX_CPUS, SHUTDOWN_MESSAGE, X2APIC_MODEL};
+use crate::judge::Exit;
+use crate::protocol::{EXIT_FAILURE, EXIT_SUCCESS};
+use crate::vm::{Emulator, Medium, VmConfig};
 use bootimage::Firmware;
-use xtask::bochs::{self, ExitWatch, MAX_CPUS, SHUTDOWN_MESSAGE, X2APIC_MODEL};
-use xtask::judge::Exit;
-use xtask::protocol::{EXIT_FAILURE, EXIT_SUCCESS};
-use xtask::vm::{Emulator, Medium, VmConfig};
 
 fn cfg(cpus: u32) -> VmConfig {
     VmConfig { emulator: Emulator::Bochs, ..VmConfig::qemu(Firmware::Bios, cpus) }

@@ -1,4 +1,4 @@
-//! Input piped to `cargo xtask qemu --keep-running` (`xtask::process`): it
+//! Input piped to `cargo xtask qemu --keep-running` (`crate::process`): it
 //! reaches the child only once the gate opens (the guest's console is
 //! ready), and the child never sees it end while we hold the pipe.
 
@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xtask::process::{Gate, feed_input};
+use crate::process::{Gate, feed_input};
 
 #[test]
 fn fed_input_waits_for_the_gate_and_never_ends() {

@@ -5,7 +5,7 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use xtask::usb::write::{CHUNK, Medium, Phase, WriteError, write_and_verify};
+use crate::usb::write::{CHUNK, Medium, Phase, WriteError, write_and_verify};
 
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let path = std::env::temp_dir().join(format!("xtask-usb-write-{}-{name}", std::process::id()));
