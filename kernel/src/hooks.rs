@@ -51,6 +51,9 @@ pub mod points {
     pub const CALLS_SKIP_ONLINE_CHECK: Point = Point("calls.skip-online-check");
     /// `smp/calls.rs`: Fail skips the dying CPU's queue flush.
     pub const CALLS_SKIP_DYING_FLUSH: Point = Point("calls.skip-dying-flush");
+    /// `smp/fanout.rs`: Fail makes a fan-out broadcast to every CPU but the
+    /// sender even when some present CPU is not online.
+    pub const FANOUT_FORCE_BROADCAST: Point = Point("fanout.force-broadcast");
     /// `smp/doorbell.rs`, an idle CPU about to stop polling.
     pub const IDLE_STOP_POLLING: Point = Point("idle.stop-polling");
     /// `smp/hotplug.rs`: Fail skips a parking CPU's offline window.

@@ -1,11 +1,11 @@
 //! The per-CPU area, reached through the GS base.
 //!
-//! Each CPU's GS base points at its own [`PerCpu`], whose first word points at
+//! Each CPU's GS base points at its own [`CpuArea`], whose first word points at
 //! itself, so `current()` is one `mov` from `gs:0`.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use smp_core::{CpuId, MAX_CPUS};
+use smp_core::{CpuId, MAX_CPUS, PerCpu};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
@@ -50,19 +50,19 @@ impl Activity {
 }
 
 #[repr(C, align(64))]
-pub struct PerCpu {
+pub struct CpuArea {
     /// Must stay first: `current()` loads it from `gs:0`.
-    self_ptr: *const PerCpu,
+    self_ptr: *const CpuArea,
     cpu: CpuId,
     activity: AtomicU32,
 }
 
 // SAFETY: `self_ptr` is only ever this entry's own static address; the other
 // fields are immutable after setup or atomic.
-unsafe impl Sync for PerCpu {}
+unsafe impl Sync for CpuArea {}
 
-const fn entry(i: usize) -> PerCpu {
-    PerCpu {
+const fn entry(i: usize) -> CpuArea {
+    CpuArea {
         self_ptr: core::ptr::null(),
         cpu: match CpuId::new(i) {
             Some(c) => c,
@@ -72,7 +72,7 @@ const fn entry(i: usize) -> PerCpu {
     }
 }
 
-static PER_CPU: [PerCpu; MAX_CPUS] = {
+static PER_CPU: PerCpu<CpuArea> = PerCpu::new({
     let mut table = [const { entry(0) }; MAX_CPUS];
     let mut i = 0;
     while i < MAX_CPUS {
@@ -80,9 +80,9 @@ static PER_CPU: [PerCpu; MAX_CPUS] = {
         i += 1;
     }
     table
-};
+});
 
-impl PerCpu {
+impl CpuArea {
     pub fn cpu(&self) -> CpuId {
         self.cpu
     }
@@ -97,14 +97,14 @@ impl PerCpu {
 }
 
 /// The per-CPU area of any CPU.
-pub fn of(cpu: CpuId) -> &'static PerCpu {
-    &PER_CPU[cpu.index()]
+pub fn of(cpu: CpuId) -> &'static CpuArea {
+    PER_CPU.of(cpu)
 }
 
 /// Points this CPU's GS base at `cpu`'s area. Called first thing on every CPU.
 pub fn install(cpu: CpuId) {
-    let area = &PER_CPU[cpu.index()];
-    let ptr = area as *const PerCpu;
+    let area = PER_CPU.of(cpu);
+    let ptr = area as *const CpuArea;
     // SAFETY: each CPU writes only its own entry's self pointer, before
     // anything reads it through GS; the pointer is the entry's own address.
     unsafe { core::ptr::write_volatile(core::ptr::addr_of!(area.self_ptr).cast_mut(), ptr) };
@@ -118,12 +118,12 @@ static GS_READY: AtomicBool = AtomicBool::new(false);
 
 /// This CPU's area. Before [`install`] ran (GS base 0) it answers the boot
 /// CPU's, so early log lines still work.
-pub fn current() -> &'static PerCpu {
+pub fn current() -> &'static CpuArea {
     if !GS_READY.load(Ordering::Acquire) {
-        return &PER_CPU[0];
+        return PER_CPU.of(CpuId::BOOT);
     }
-    let ptr: *const PerCpu;
-    // SAFETY: GS base points at an installed `PerCpu` whose first field is
+    let ptr: *const CpuArea;
+    // SAFETY: GS base points at an installed `CpuArea` whose first field is
     // its own address.
     unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
     // SAFETY: `ptr` is the address of a `'static` entry of `PER_CPU`.
@@ -133,4 +133,20 @@ pub fn current() -> &'static PerCpu {
 /// The id of the CPU running this code.
 pub fn current_cpu() -> CpuId {
     current().cpu
+}
+
+/// The running CPU's slot of a [`PerCpu`]. Code in this kernel never moves
+/// to another CPU (there is no scheduler), so the slot stays the running
+/// CPU's for as long as the caller holds it. Interrupt handlers on the same
+/// CPU may use the slot meanwhile, which is why a shared `PerCpu` holds
+/// `Sync` values (atomics, or a cell whose accessor turns interrupts off).
+pub trait ThisCpu<T> {
+    fn this(&self) -> &T;
+}
+
+impl<T> ThisCpu<T> for PerCpu<T> {
+    #[inline]
+    fn this(&self) -> &T {
+        self.of(current_cpu())
+    }
 }

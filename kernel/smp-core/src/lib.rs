@@ -8,8 +8,10 @@ pub mod callq;
 pub mod cpu;
 pub mod lockstep;
 pub mod madt;
+pub mod percpu;
 pub mod poll;
 pub mod sleep;
 mod sync;
 
 pub use cpu::{ApicId, AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
+pub use percpu::PerCpu;

@@ -26,7 +26,7 @@ pub mod irq {
 
 /// Interprocessor interrupts, addressed by logical CPU id.
 pub mod ipi {
-    pub use super::imp::ipi::{IpiKind, send, send_nmi};
+    pub use super::imp::ipi::{Fanout, IpiKind, icr_writes, send, send_many, send_nmi};
 }
 
 /// This CPU: the timestamp counter, halting, saved registers.

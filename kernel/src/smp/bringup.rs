@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use smp_core::{CpuId, CpuSet, MAX_CPUS};
+use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
 use spin::Mutex;
 
 use super::hotplug::StepId;
@@ -35,11 +35,14 @@ enum State {
     Online = 3,
 }
 
-static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(State::Offline as u8) }; MAX_CPUS];
+static STATE: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(State::Offline as u8) }; MAX_CPUS]);
 /// Index into the target steps of the step that failed.
-static FAILED_STEP: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+static FAILED_STEP: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(0) }; MAX_CPUS]);
 static STRAY_APS: AtomicU32 = AtomicU32::new(0);
-/// Each CPU's stack (every CPU has its own; the set is a permutation).
+/// Each CPU's stack (every CPU has its own; the set is a permutation). One
+/// table under one lock rather than a `PerCpu`: moving a stack from one
+/// owner to another, and checking that each has one owner, must see every
+/// CPU's entry at once.
 static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
 /// The stacks of the batch being started, by trampoline ticket, and which
 /// CPU took each ticket.
@@ -51,7 +54,7 @@ static BATCH: Mutex<()> = Mutex::new(());
 const AP_STACK_PAGES: u64 = 16;
 
 fn state(cpu: CpuId) -> State {
-    match STATE[cpu.index()].load(Ordering::SeqCst) {
+    match STATE.of(cpu).load(Ordering::SeqCst) {
         1 => State::Starting,
         2 => State::Failed,
         3 => State::Online,
@@ -60,14 +63,14 @@ fn state(cpu: CpuId) -> State {
 }
 
 fn set_state(cpu: CpuId, s: State) {
-    STATE[cpu.index()].store(s as u8, Ordering::SeqCst);
+    STATE.of(cpu).store(s as u8, Ordering::SeqCst);
 }
 
 /// The one decision between an AP that comes online and a controller that
 /// gives up on it: whoever moves `cpu` out of Starting first wins, and the
 /// other side sees it.
 fn leave_starting(cpu: CpuId, to: State) -> bool {
-    STATE[cpu.index()].compare_exchange(State::Starting as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    STATE.of(cpu).compare_exchange(State::Starting as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst).is_ok()
 }
 
 /// Why a CPU did not come online.
@@ -268,7 +271,7 @@ fn launch_batch(
     settle_stacks(&go);
     for &cpu in &go {
         if state(cpu) == State::Failed && !report.errors.iter().any(|e| e.cpu == cpu) {
-            let failed = FAILED_STEP[cpu.index()].load(Ordering::SeqCst) as usize;
+            let failed = FAILED_STEP.of(cpu).load(Ordering::SeqCst) as usize;
             let step = super::hotplug::target_steps().nth(failed).map_or("?", |s| s.id.name());
             report.errors.push(error(cpu, step, "the step reported failure"));
         }
@@ -312,9 +315,9 @@ fn error(cpu: CpuId, step: &'static str, detail: &'static str) -> BringupError {
 /// CPUs between STARTUP and online (send-stop must catch them too).
 pub fn starting() -> CpuSet {
     let mut s = CpuSet::EMPTY;
-    for (i, state) in STATE.iter().enumerate() {
+    for (cpu, state) in STATE.iter() {
         if state.load(Ordering::SeqCst) == State::Starting as u8 {
-            s.insert(CpuId::new(i).expect("index below MAX_CPUS"));
+            s.insert(cpu);
         }
     }
     s
@@ -359,7 +362,7 @@ pub fn ap_main(cpu: CpuId, ticket: u32) -> ! {
                     let _ = t(cpu);
                 }
             }
-            FAILED_STEP[cpu.index()].store(i as u8, Ordering::SeqCst);
+            FAILED_STEP.of(cpu).store(i as u8, Ordering::SeqCst);
             // Already Failed if the controller gave up on it first.
             leave_starting(cpu, State::Failed);
             cpu::halt_forever();

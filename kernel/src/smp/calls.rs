@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 use crossbeam_utils::CachePadded;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
-use smp_core::{CpuId, CpuSet, MAX_CPUS};
+use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
 use spin::Once;
 
 use super::doorbell;
@@ -33,10 +33,10 @@ use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 // Every per-CPU array on the call path is padded to whole cache lines: two
 // CPUs writing neighbouring entries would otherwise pass a line back and
 // forth on every call (measured: README, Performance).
-static QUEUES: [CachePadded<CallQueue>; MAX_CPUS] = [const { CachePadded::new(CallQueue::new()) }; MAX_CPUS];
+static QUEUES: PerCpu<CachePadded<CallQueue>> = PerCpu::new([const { CachePadded::new(CallQueue::new()) }; MAX_CPUS]);
 
 pub fn queue(cpu: CpuId) -> &'static CallQueue {
-    &QUEUES[cpu.index()]
+    QUEUES.of(cpu)
 }
 
 /// Why a call was not made.
@@ -67,21 +67,23 @@ pub struct Counters {
     pub raced_sends: AtomicU64,
 }
 
-static COUNTERS: [CachePadded<Counters>; MAX_CPUS] = [const {
-    CachePadded::new(Counters {
-        doorbells_sent: AtomicU64::new(0),
-        doorbells_received: AtomicU64::new(0),
-        doorbells_skipped: AtomicU64::new(0),
-        doorbells_polled: AtomicU64::new(0),
-        calls_run: AtomicU64::new(0),
-        watchdog_reports: AtomicU64::new(0),
-        offline_warnings: AtomicU64::new(0),
-        raced_sends: AtomicU64::new(0),
-    })
-}; MAX_CPUS];
+static COUNTERS: PerCpu<CachePadded<Counters>> = PerCpu::new(
+    [const {
+        CachePadded::new(Counters {
+            doorbells_sent: AtomicU64::new(0),
+            doorbells_received: AtomicU64::new(0),
+            doorbells_skipped: AtomicU64::new(0),
+            doorbells_polled: AtomicU64::new(0),
+            calls_run: AtomicU64::new(0),
+            watchdog_reports: AtomicU64::new(0),
+            offline_warnings: AtomicU64::new(0),
+            raced_sends: AtomicU64::new(0),
+        })
+    }; MAX_CPUS],
+);
 
 pub fn counters(cpu: CpuId) -> &'static Counters {
-    &COUNTERS[cpu.index()]
+    COUNTERS.of(cpu)
 }
 
 fn me() -> CpuId {
@@ -125,7 +127,7 @@ fn may_send_to(cpu: CpuId) -> bool {
 /// off and before it queues.
 fn warn_if_raced(cpu: CpuId, name: &str) {
     if !super::ONLINE.contains(cpu) {
-        COUNTERS[me().index()].raced_sends.fetch_add(1, Ordering::Relaxed);
+        COUNTERS.of(me()).raced_sends.fetch_add(1, Ordering::Relaxed);
         log::warn!("cross-call {name} queued to {cpu}, which is not online: the sender raced with offlining");
     }
 }
@@ -133,7 +135,7 @@ fn warn_if_raced(cpu: CpuId, name: &str) {
 /// Runs `f` here with interrupts off, as if it had come by IPI.
 fn run_locally(f: &dyn Fn()) {
     irq::without(f);
-    COUNTERS[me().index()].calls_run.fetch_add(1, Ordering::Relaxed);
+    COUNTERS.of(me()).calls_run.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The watchdog configuration: `csd.timeout_ms` (default 5000) before a
@@ -156,20 +158,22 @@ struct Waiting {
     heap_capacity: AtomicUsize,
 }
 
-static WAITING: [CachePadded<Waiting>; MAX_CPUS] = [const {
-    CachePadded::new(Waiting {
-        start: AtomicPtr::new(core::ptr::null_mut()),
-        len: AtomicUsize::new(0),
-        heap_capacity: AtomicUsize::new(0),
-    })
-}; MAX_CPUS];
+static WAITING: PerCpu<CachePadded<Waiting>> = PerCpu::new(
+    [const {
+        CachePadded::new(Waiting {
+            start: AtomicPtr::new(core::ptr::null_mut()),
+            len: AtomicUsize::new(0),
+            heap_capacity: AtomicUsize::new(0),
+        })
+    }; MAX_CPUS],
+);
 
 /// Registers `records` as this CPU's wait. Called with interrupts off,
 /// *before* they are queued, so no stop-machine can park this CPU with a
 /// queued record it has not registered. Only this CPU reads its entry (when
 /// parking, from an interrupt), so Relaxed is enough.
 fn register_wait(me: CpuId, records: &[CallRecord<'_>]) {
-    let w = &WAITING[me.index()];
+    let w = WAITING.of(me);
     w.len.store(records.len(), Ordering::Relaxed);
     w.heap_capacity.store(0, Ordering::Relaxed);
     w.start.store(records.as_ptr().cast::<CallRecord<'static>>().cast_mut(), Ordering::Relaxed);
@@ -178,11 +182,11 @@ fn register_wait(me: CpuId, records: &[CallRecord<'_>]) {
 /// [`register_wait`] for records in a heap vector, which parking frees.
 fn register_wait_in_vec(me: CpuId, records: &Vec<CallRecord<'_>>) {
     register_wait(me, records);
-    WAITING[me.index()].heap_capacity.store(records.capacity(), Ordering::Relaxed);
+    WAITING.of(me).heap_capacity.store(records.capacity(), Ordering::Relaxed);
 }
 
 fn unregister_wait(me: CpuId) {
-    WAITING[me.index()].start.store(core::ptr::null_mut(), Ordering::Relaxed);
+    WAITING.of(me).start.store(core::ptr::null_mut(), Ordering::Relaxed);
 }
 
 /// Waits for every record in `records` (registered), then unregisters.
@@ -201,13 +205,13 @@ pub const SETTLE_LIMIT_US: u64 = 10_000_000;
 /// abandoned thread was waiting for has been run and released by its
 /// (online) target.
 pub fn settle_abandoned_wait() {
-    let cpu = me().index();
-    let start = WAITING[cpu].start.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    let waiting = WAITING.of(me());
+    let start = waiting.start.swap(core::ptr::null_mut(), Ordering::Relaxed);
     if start.is_null() {
         return;
     }
-    let len = WAITING[cpu].len.load(Ordering::Relaxed);
-    let heap_capacity = WAITING[cpu].heap_capacity.load(Ordering::Relaxed);
+    let len = waiting.len.load(Ordering::Relaxed);
+    let heap_capacity = waiting.heap_capacity.load(Ordering::Relaxed);
     // SAFETY: the thread that registered these records was interrupted
     // inside `wait_for_all`, so the slice (on its stack or heap) is intact
     // and nothing else frees it while this CPU still runs.
@@ -250,7 +254,7 @@ fn wait_for(rec: &CallRecord<'_>) {
 }
 
 fn watchdog_report(target: CpuId, name: &str, waited_us: u64) {
-    COUNTERS[me().index()].watchdog_reports.fetch_add(1, Ordering::Relaxed);
+    COUNTERS.of(me()).watchdog_reports.fetch_add(1, Ordering::Relaxed);
     let state = percpu::of(target).activity();
     log::error!(
         "cross-call watchdog: {} has waited {}.{:03} s for {target} to run {name}; {target} is {state:?}, {}online, {}polling, queue {}; ringing its doorbell again",
@@ -363,9 +367,9 @@ fn run_nowait_slot(rec: &'static CallRecord<'static>) {
 }
 
 /// One slot per sender for single non-waiting calls.
-static SINGLE_SLOTS: [NowaitSlot; MAX_CPUS] = [const { NowaitSlot::new() }; MAX_CPUS];
+static SINGLE_SLOTS: PerCpu<NowaitSlot> = PerCpu::new([const { NowaitSlot::new() }; MAX_CPUS]);
 /// Per sender, one slot per target, made on the sender's first `call_many_nowait`.
-static MANY_SLOTS: [Once<Box<[NowaitSlot]>>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+static MANY_SLOTS: PerCpu<Once<Box<[NowaitSlot]>>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
 
 /// Claims `slot` (waiting, with the watchdog, while its last call is still
 /// unread), then queues `f(arg)` on `cpu`. Claim and queue are one step
@@ -412,7 +416,7 @@ pub fn call_single_nowait(cpu: CpuId, f: fn(usize), arg: usize) -> Result<(), Ca
         return Ok(());
     }
     warn_if_irqs_off("call_single_nowait");
-    send_nowait(&SINGLE_SLOTS[me().index()], cpu, f, arg)
+    send_nowait(SINGLE_SLOTS.of(me()), cpu, f, arg)
 }
 
 /// Which CPUs a set call goes to: the CPUs of `mask` that pass the online
@@ -431,8 +435,9 @@ fn targets(mask: &CpuSet) -> CpuSet {
 }
 
 /// Runs `f` on every online CPU of `mask` (and here, with `include_self`)
-/// and waits for all of them. Returns the CPUs it ran on. One doorbell per
-/// target whose queue was empty.
+/// and waits for all of them. Returns the CPUs it ran on. A doorbell for
+/// every target whose queue was empty, all rung at once (`fanout`), in the
+/// same interrupts-off step as the pushes that owed them.
 pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self: bool, f: &F) -> CpuSet {
     warn_if_irqs_off("call_many");
     let me = me();
@@ -443,13 +448,18 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
         // Allocated in full before any is queued: queued records must not move.
         records = t.iter().map(|cpu| CallRecord::new_sync(f, name, me, cpu)).collect();
         register_wait_in_vec(me, &records);
+        let mut bells = CpuSet::EMPTY;
         for rec in &records {
             warn_if_raced(rec.target(), name);
             // SAFETY: fresh locked records in a vector that is neither moved
             // nor dropped before the waits below.
-            unsafe { enqueue(rec.target(), rec) };
+            let owed = unsafe { queue(rec.target()).push(rec) };
+            if doorbell::must_ring(rec.target(), owed) {
+                bells.insert(rec.target());
+            }
             ran.insert(rec.target());
         }
+        doorbell::ring_many(&bells);
     });
     if include_self && mask.contains(me) {
         run_locally(f);
@@ -468,7 +478,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
 }
 
 fn many_slots(sender: CpuId) -> &'static [NowaitSlot] {
-    MANY_SLOTS[sender.index()].call_once(|| (0..MAX_CPUS).map(|_| NowaitSlot::new()).collect())
+    MANY_SLOTS.of(sender).call_once(|| (0..MAX_CPUS).map(|_| NowaitSlot::new()).collect())
 }
 
 /// Makes `sender`'s slots for [`call_many_nowait`] now, not at its first
@@ -483,6 +493,10 @@ pub fn call_many_nowait(mask: &CpuSet, f: fn(usize), arg: usize, include_self: b
     warn_if_irqs_off("call_many_nowait");
     let slots = many_slots(me());
     let mut sent = CpuSet::EMPTY;
+    // One target at a time, each push rung in the same interrupts-off step
+    // (each slot is claimed in its own): a doorbell owed but left for
+    // later would be lost with this sender if its CPU went down in between,
+    // and the target's queue would wait for it forever (docs/rules.md#fan-out-1).
     for cpu in targets(mask).iter() {
         if send_nowait(&slots[cpu.index()], cpu, f, arg).is_ok() {
             sent.insert(cpu);
@@ -507,7 +521,7 @@ pub(super) fn run_queue(cpu: CpuId) -> usize {
     let batch = queue(cpu).take_all();
     let n = batch.len();
     batch.run();
-    COUNTERS[cpu.index()].calls_run.fetch_add(n as u64, Ordering::Relaxed);
+    COUNTERS.of(cpu).calls_run.fetch_add(n as u64, Ordering::Relaxed);
     n
 }
 
@@ -520,12 +534,12 @@ pub(super) fn run_queue(cpu: CpuId) -> usize {
 /// Checking the queue after taking it would miss that.
 pub fn on_doorbell() {
     let cpu = me();
-    COUNTERS[cpu.index()].doorbells_received.fetch_add(1, Ordering::Relaxed);
+    COUNTERS.of(cpu).doorbells_received.fetch_add(1, Ordering::Relaxed);
     let prev = percpu::current().activity();
     percpu::current().set_activity(Activity::InIpiHandler);
     let batch = queue(cpu).take_all();
     if !super::ONLINE.contains(cpu) && !batch.is_empty() {
-        COUNTERS[cpu.index()].offline_warnings.fetch_add(1, Ordering::Relaxed);
+        COUNTERS.of(cpu).offline_warnings.fetch_add(1, Ordering::Relaxed);
         let mut names = alloc::string::String::new();
         for rec in batch.iter() {
             let _ = core::fmt::Write::write_fmt(&mut names, format_args!(" {} (from {})", rec.name(), rec.sender()));
@@ -534,7 +548,7 @@ pub fn on_doorbell() {
     }
     let n = batch.len();
     batch.run();
-    COUNTERS[cpu.index()].calls_run.fetch_add(n as u64, Ordering::Relaxed);
+    COUNTERS.of(cpu).calls_run.fetch_add(n as u64, Ordering::Relaxed);
     percpu::current().set_activity(prev);
 }
 

@@ -23,16 +23,17 @@ use core::sync::atomic::Ordering;
 
 use crossbeam_utils::CachePadded;
 use smp_core::poll::PollFlag;
-use smp_core::{CpuId, MAX_CPUS};
+use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
 
-use super::calls;
+use super::{calls, fanout};
 use crate::arch::ipi::{self, IpiKind};
 use crate::hooks::{self, points};
 use crate::percpu;
+use crate::percpu::ThisCpu;
 
 /// Per CPU: "polling my queue in idle, no doorbell needed". Each on its own
 /// cache line: every sender to a CPU reads its flag.
-static POLL_FLAGS: [CachePadded<PollFlag>; MAX_CPUS] = [const { CachePadded::new(PollFlag::new()) }; MAX_CPUS];
+static POLL_FLAGS: PerCpu<CachePadded<PollFlag>> = PerCpu::new([const { CachePadded::new(PollFlag::new()) }; MAX_CPUS]);
 
 /// Sends `cpu` the CALL_FUNCTION IPI, unconditionally. Senders go through
 /// [`after_push`]; the watchdog rings again this way.
@@ -43,25 +44,42 @@ pub fn ring(cpu: CpuId) {
 
 /// The doorbell rule and the polling skip, for a sender that has just
 /// pushed a call onto `cpu`'s queue; `owed` is what the push returned (the
-/// queue was empty before it).
-pub fn after_push(cpu: CpuId, owed: bool) {
+/// queue was empty before it). Whether the sender must ring `cpu`.
+pub fn must_ring(cpu: CpuId, owed: bool) -> bool {
     let mine = calls::counters(percpu::current_cpu());
     if !owed {
         // The doorbell rule: an IPI is already owed for this queue.
         mine.doorbells_skipped.fetch_add(1, Ordering::Relaxed);
-    } else if !POLL_FLAGS[cpu.index()].must_ring() {
+        false
+    } else if !POLL_FLAGS.of(cpu).must_ring() {
         // The polling skip: the target will find the call by itself.
         mine.doorbells_polled.fetch_add(1, Ordering::Relaxed);
+        false
     } else {
+        true
+    }
+}
+
+/// [`must_ring`], then the ring itself.
+pub fn after_push(cpu: CpuId, owed: bool) {
+    if must_ring(cpu, owed) {
         ring(cpu);
     }
+}
+
+/// Rings every CPU of `cpus` at once, with the fewest interrupt commands
+/// (`fanout`): a set call collects the targets [`must_ring`] named, then
+/// rings them here, interrupts still off.
+pub fn ring_many(cpus: &CpuSet) {
+    fanout::send_ipi(IpiKind::CallFunction, cpus);
+    calls::counters(percpu::current_cpu()).doorbells_sent.fetch_add(cpus.len() as u64, Ordering::Relaxed);
 }
 
 /// The running CPU, idle with interrupts off, starts polling its queue:
 /// senders may skip its doorbell from now on. It must keep looking at its
 /// queue until [`stop_polling`].
 pub fn start_polling() {
-    POLL_FLAGS[percpu::current_cpu().index()].start();
+    POLL_FLAGS.this().start();
 }
 
 /// The running CPU, interrupts off, stops polling: lowers its flag, then
@@ -73,7 +91,7 @@ pub fn stop_polling() -> usize {
     // is down: the window in which a sender skips the doorbell and only the
     // last look below can find the call.
     let _ = hooks::point(points::IDLE_STOP_POLLING, me);
-    POLL_FLAGS[me.index()].stop();
+    POLL_FLAGS.of(me).stop();
     calls::run_queue(me)
 }
 
@@ -82,10 +100,10 @@ pub fn stop_polling() -> usize {
 /// back to its idle loop. The caller then flushes the queue, which is the
 /// last look.
 pub fn lower_flag_of_dying_cpu(cpu: CpuId) {
-    POLL_FLAGS[cpu.index()].stop();
+    POLL_FLAGS.of(cpu).stop();
 }
 
 /// Whether `cpu` says it polls (reports and tests).
 pub fn is_polling(cpu: CpuId) -> bool {
-    POLL_FLAGS[cpu.index()].is_up()
+    POLL_FLAGS.of(cpu).is_up()
 }

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use smp_core::{CpuId, CpuSet, MAX_CPUS};
+use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
 use spin::Mutex;
 
 use super::{bringup, calls, stop_machine};
@@ -207,7 +207,7 @@ pub fn state(cpu: CpuId) -> CpuState {
         CpuState::NotPresent
     } else if super::ONLINE.contains(cpu) {
         CpuState::Online
-    } else if DOWN_PENDING[cpu.index()].load(Ordering::SeqCst) {
+    } else if DOWN_PENDING.of(cpu).load(Ordering::SeqCst) {
         CpuState::Dying
     } else {
         CpuState::Offline
@@ -263,7 +263,7 @@ pub fn cpu_up(cpu: CpuId) -> Result<(), HotplugError> {
             let failed = fail(HotplugError::StepFailed { cpu, step: step.id, why, going_up: true });
             // A rollback that took the CPU down again is done, as a
             // `cpu_down` is, only once the CPU parked.
-            if DOWN_PENDING[cpu.index()].load(Ordering::SeqCst) && !wait_parked(cpu, park_timeout_ms()) {
+            if DOWN_PENDING.of(cpu).load(Ordering::SeqCst) && !wait_parked(cpu, park_timeout_ms()) {
                 log::error!("hotplug: {cpu}, rolled back, did not report parked within {} ms", park_timeout_ms());
                 return Err(fail(HotplugError::NotParked(cpu)));
             }
@@ -349,12 +349,12 @@ fn kick(cpu: CpuId) -> Result<(), &'static str> {
 /// steps (`cpu_down` then waits for it to park). If the stop-machine is
 /// abandoned, nothing ran and the CPU is online as before.
 fn take_down(cpu: CpuId) -> Result<(), &'static str> {
-    PARKED[cpu.index()].store(0, Ordering::SeqCst);
-    DOWN_PENDING[cpu.index()].store(true, Ordering::SeqCst);
+    PARKED.of(cpu).store(0, Ordering::SeqCst);
+    DOWN_PENDING.of(cpu).store(true, Ordering::SeqCst);
     let run_on = CpuSet::single(cpu);
     let r = stop_machine::stop_machine_hotplug_excluded(&run_on, &|_| run_dying_steps(cpu));
     if r.is_err() {
-        DOWN_PENDING[cpu.index()].store(false, Ordering::SeqCst);
+        DOWN_PENDING.of(cpu).store(false, Ordering::SeqCst);
         return Err("a CPU did not ack stop-machine");
     }
     Ok(())
@@ -370,21 +370,21 @@ fn run_dying_steps(cpu: CpuId) {
             log::error!("hotplug: dying step {} on {cpu} failed: {e}", step.id.name());
         }
     }
-    DYING[cpu.index()].store(1, Ordering::SeqCst);
+    DYING.of(cpu).store(1, Ordering::SeqCst);
 }
 
 /// Set while a CPU has run its dying steps and not parked yet.
-static DYING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static PARKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static DYING: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+static PARKED: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
 /// Set from the start of a down until the CPU parks (or the down failed
 /// with the CPU still online).
-static DOWN_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static DOWN_PENDING: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
 
 /// Called by the stop-machine IPI handler after the machine restarted:
 /// parks this CPU if it was the one taken down.
 pub fn park_if_dying() {
     let me = percpu::current_cpu();
-    if DYING[me.index()].swap(0, Ordering::SeqCst) == 0 {
+    if DYING.of(me).swap(0, Ordering::SeqCst) == 0 {
         return;
     }
     // A doorbell that arrived while this CPU had interrupts off is taken
@@ -411,8 +411,8 @@ pub fn park_if_dying() {
         }
     }
     percpu::current().set_activity(Activity::Parked);
-    DOWN_PENDING[me.index()].store(false, Ordering::SeqCst);
-    PARKED[me.index()].store(1, Ordering::SeqCst);
+    DOWN_PENDING.of(me).store(false, Ordering::SeqCst);
+    PARKED.of(me).store(1, Ordering::SeqCst);
     cpu::halt_forever()
 }
 
@@ -441,7 +441,7 @@ fn clear_active(cpu: CpuId) -> Result<(), &'static str> {
 /// Waits (bounded) until `cpu` has parked after going down.
 pub fn wait_parked(cpu: CpuId, timeout_ms: u64) -> bool {
     let d = Deadline::after_ms(timeout_ms);
-    while PARKED[cpu.index()].load(Ordering::SeqCst) == 0 {
+    while PARKED.of(cpu).load(Ordering::SeqCst) == 0 {
         if d.expired() {
             return false;
         }

@@ -4,6 +4,7 @@
 pub mod bringup;
 pub mod calls;
 pub mod doorbell;
+pub mod fanout;
 pub mod hotplug;
 pub mod idle;
 pub mod ping;

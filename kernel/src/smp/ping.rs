@@ -4,17 +4,17 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::ipi::{self, IpiKind};
-use crate::percpu;
-use smp_core::{CpuId, MAX_CPUS};
+use crate::percpu::ThisCpu;
+use smp_core::{CpuId, MAX_CPUS, PerCpu};
 
-static RECEIVED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static RECEIVED: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
 
 pub fn on_ping() {
-    RECEIVED[percpu::current_cpu().index()].fetch_add(1, Ordering::SeqCst);
+    RECEIVED.this().fetch_add(1, Ordering::SeqCst);
 }
 
 pub fn received(cpu: CpuId) -> u64 {
-    RECEIVED[cpu.index()].load(Ordering::SeqCst)
+    RECEIVED.of(cpu).load(Ordering::SeqCst)
 }
 
 /// Pings `cpu` and waits (bounded) for its handler to run. `false` if it did

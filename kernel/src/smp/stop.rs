@@ -13,10 +13,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
+use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS, PerCpu};
 
 use crate::arch::cpu::{self, Registers};
-use crate::arch::ipi::{self, IpiKind};
+use crate::arch::ipi::IpiKind;
 use crate::arch::start;
 use crate::percpu::{self, Activity};
 use crate::time::Deadline;
@@ -63,8 +63,8 @@ static STOPPER: AtomicU32 = AtomicU32::new(NOBODY);
 static REASON_CRASH: AtomicBool = AtomicBool::new(false);
 /// The attempt in progress (0: none).
 static ATTEMPT: AtomicU32 = AtomicU32::new(0);
-static METHOD: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
-static STOPPED_AT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static METHOD: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(0) }; MAX_CPUS]);
+static STOPPED_AT: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 /// One CPU's crash record, written by that CPU as it stops (`ip` last: a
 /// reader that sees it nonzero sees the rest).
 struct RecordSlot {
@@ -75,15 +75,17 @@ struct RecordSlot {
     frame_pointer: AtomicU64,
 }
 
-static RECORDS: [RecordSlot; MAX_CPUS] = [const {
-    RecordSlot {
-        ip: AtomicU64::new(0),
-        sp: AtomicU64::new(0),
-        flags: AtomicU64::new(0),
-        was: AtomicU32::new(0),
-        frame_pointer: AtomicU64::new(0),
-    }
-}; MAX_CPUS];
+static RECORDS: PerCpu<RecordSlot> = PerCpu::new(
+    [const {
+        RecordSlot {
+            ip: AtomicU64::new(0),
+            sp: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
+            was: AtomicU32::new(0),
+            frame_pointer: AtomicU64::new(0),
+        }
+    }; MAX_CPUS],
+);
 
 /// The outcome of [`stop_other_cpus`].
 #[derive(Clone, Copy, Debug)]
@@ -111,19 +113,19 @@ impl core::fmt::Display for Attempts {
 
 /// How `cpu` stopped, and at which attempt.
 pub fn how_stopped(cpu: CpuId) -> Option<(Method, u32)> {
-    let m = match METHOD[cpu.index()].load(Ordering::SeqCst) {
+    let m = match METHOD.of(cpu).load(Ordering::SeqCst) {
         1 => Method::Ipi,
         2 => Method::Nmi,
         3 => Method::Itself,
         4 => Method::Init,
         _ => return None,
     };
-    Some((m, STOPPED_AT[cpu.index()].load(Ordering::SeqCst)))
+    Some((m, STOPPED_AT.of(cpu).load(Ordering::SeqCst)))
 }
 
 /// The register record `cpu` saved, if it stopped for a crash.
 pub fn crash_record(cpu: CpuId) -> Option<CrashRecord> {
-    let r = &RECORDS[cpu.index()];
+    let r = RECORDS.of(cpu);
     let ip = r.ip.load(Ordering::SeqCst);
     (ip != 0).then(|| CrashRecord {
         regs: Registers { ip, sp: r.sp.load(Ordering::SeqCst), flags: r.flags.load(Ordering::SeqCst) },
@@ -158,18 +160,22 @@ fn still_running(me: CpuId) -> CpuSet {
 /// first Rust code) cannot take an NMI: INIT stops it instead, and the
 /// stopper marks it stopped, since it cannot mark itself.
 fn send(cpus: &CpuSet, attempt: u32) {
+    if attempt == 1 {
+        super::fanout::send_ipi(IpiKind::Stop, cpus);
+        return;
+    }
     let starting = super::bringup::starting();
+    let mut nmis = CpuSet::EMPTY;
     for cpu in cpus.iter() {
-        if attempt == 1 {
-            ipi::send(IpiKind::Stop, cpu);
-        } else if starting.contains(cpu) && !cpu::can_take_nmi(cpu) {
+        if starting.contains(cpu) && !cpu::can_take_nmi(cpu) {
             if start::reset_to_wait_for_start(cpu).is_ok() {
                 mark_stopped(cpu, Method::Init);
             }
         } else {
-            ipi::send_nmi(cpu);
+            nmis.insert(cpu);
         }
     }
+    super::fanout::send_nmi(&nmis);
 }
 
 /// Stops every other CPU and reports who stopped. If another CPU's stop is
@@ -246,7 +252,7 @@ pub fn stop_this_cpu(how: Method, interrupted: Option<Registers>) -> ! {
         }
     }
     if REASON_CRASH.load(Ordering::SeqCst) {
-        let r = &RECORDS[cpu.index()];
+        let r = RECORDS.of(cpu);
         // From an interrupt: where it was interrupted. Stopping itself:
         // here (the frame that called into the stop).
         let regs = interrupted.unwrap_or_else(Registers::here);
@@ -267,8 +273,8 @@ pub fn stop_this_cpu(how: Method, interrupted: Option<Registers>) -> ! {
 fn mark_stopped(cpu: CpuId, how: Method) {
     super::ONLINE.remove(cpu);
     super::ACTIVE.remove(cpu);
-    METHOD[cpu.index()].store(how as u8 + 1, Ordering::SeqCst);
-    STOPPED_AT[cpu.index()].store(ATTEMPT.load(Ordering::SeqCst), Ordering::SeqCst);
+    METHOD.of(cpu).store(how as u8 + 1, Ordering::SeqCst);
+    STOPPED_AT.of(cpu).store(ATTEMPT.load(Ordering::SeqCst), Ordering::SeqCst);
     STOPPED.insert(cpu);
 }
 

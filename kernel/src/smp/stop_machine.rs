@@ -31,13 +31,13 @@ use crossbeam_utils::CachePadded;
 pub use smp_core::lockstep::Phase as State;
 use smp_core::lockstep::{Ack, Lockstep, NoAbort};
 use smp_core::sleep::{Sleeper, WakeSeq};
-use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS};
+use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS, PerCpu};
 use spin::{Mutex, Once};
 
-use crate::arch::ipi::{self, IpiKind};
+use crate::arch::ipi::IpiKind;
 use crate::arch::{cpu, irq};
 use crate::hooks::{self, points};
-use crate::percpu::{self, Activity};
+use crate::percpu::{self, Activity, ThisCpu};
 use crate::time::Deadline;
 
 /// Why a stop-machine did not run its function.
@@ -74,18 +74,18 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Per CPU: the generation in whose RUN state it saw its interrupts off
 /// (for tests and reports). A CPU that was no participant keeps an older
 /// one, so it never counts for the last run.
-static IRQS_OFF_IN_RUN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static IRQS_OFF_IN_RUN: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 static RUNS: AtomicU64 = AtomicU64::new(0);
 /// Per CPU: the generation whose DISABLE_IRQ state it has acked.
-static ACKED_DISABLE_IRQ: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static ACKED_DISABLE_IRQ: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 /// Per CPU: the generation it takes part in. A STOP_MACHINE IPI taken while
 /// it already does (one left over from an aborted run, taken late, makes it
 /// join the next run; that run's own IPI then arrives in PREPARE, when
 /// interrupts are on) must not make it join twice.
-static JOINED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static JOINED: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 /// Per CPU: the last (generation, state) it acked, as [`ack_key`]: an ack
 /// counts once per CPU per state per generation.
-static LAST_ACK: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LAST_ACK: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
 /// STOP_MACHINE IPIs ignored because their CPU already took part in that
 /// generation, and second acks refused (a protocol error if ever non-zero).
 static STALE_IPIS: AtomicU64 = AtomicU64::new(0);
@@ -102,7 +102,7 @@ fn ack_key(generation: u32, state: State) -> u64 {
 /// stop-machine now running (tests use it to act at that moment).
 pub fn has_acked_disable_irq(cpu: CpuId) -> bool {
     let g = CONTROL.step.load().generation;
-    g != 0 && ACKED_DISABLE_IRQ[cpu.index()].load(Ordering::SeqCst) == g
+    g != 0 && ACKED_DISABLE_IRQ.of(cpu).load(Ordering::SeqCst) == g
 }
 
 /// The state of the stop-machine now running (or the last one's end).
@@ -127,7 +127,7 @@ pub fn late_acks() -> u64 {
 /// Whether `cpu` had interrupts off during the last RUN state.
 pub fn irqs_were_off_in_run(cpu: CpuId) -> bool {
     let g = CONTROL.step.load().generation;
-    g != 0 && IRQS_OFF_IN_RUN[cpu.index()].load(Ordering::SeqCst) == g
+    g != 0 && IRQS_OFF_IN_RUN.of(cpu).load(Ordering::SeqCst) == g
 }
 
 /// Stop-machines completed.
@@ -147,12 +147,12 @@ fn spin_us() -> u64 {
 }
 
 /// Per CPU: "halted (or about to be) until the state changes".
-static SLEEPERS: [CachePadded<Sleeper>; MAX_CPUS] = [const { CachePadded::new(Sleeper::new()) }; MAX_CPUS];
+static SLEEPERS: PerCpu<CachePadded<Sleeper>> = PerCpu::new([const { CachePadded::new(Sleeper::new()) }; MAX_CPUS]);
 /// Bumped on every change waiters wait for: a new state, or an abort.
 static WAKES: WakeSeq = WakeSeq::new();
 /// Per CPU: wake-up NMIs sent to it, and those its NMI handler claimed.
-static WAKE_NMIS_SENT: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
-static WAKE_NMIS_CLAIMED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static WAKE_NMIS_SENT: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+static WAKE_NMIS_CLAIMED: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 /// Halts of waiters (reports and tests).
 static HALTS: AtomicU64 = AtomicU64::new(0);
 
@@ -163,39 +163,40 @@ pub fn halts() -> u64 {
 
 /// Wake-up NMIs `cpu` has taken, since boot.
 pub fn wake_nmis_taken(cpu: CpuId) -> u32 {
-    WAKE_NMIS_CLAIMED[cpu.index()].load(Ordering::Relaxed)
+    WAKE_NMIS_CLAIMED.of(cpu).load(Ordering::Relaxed)
 }
 
 /// After a change the waiters wait for: wakes every participant that may be
 /// halted.
 fn wake_sleepers() {
     WAKES.bump();
-    for cpu in CONTROL.participants.snapshot().iter() {
-        if !SLEEPERS[cpu.index()].must_wake() {
-            continue;
+    let me = percpu::current_cpu();
+    let mut asleep = CpuSet::EMPTY;
+    for cpu in CONTROL.participants.snapshot().iter().filter(|c| *c != me) {
+        if SLEEPERS.of(cpu).must_wake() {
+            WAKE_NMIS_SENT.of(cpu).fetch_add(1, Ordering::SeqCst);
+            asleep.insert(cpu);
         }
-        WAKE_NMIS_SENT[cpu.index()].fetch_add(1, Ordering::SeqCst);
-        ipi::send_nmi(cpu);
     }
+    super::fanout::send_nmi(&asleep);
 }
 
 /// Called by the NMI dispatcher: claims the NMI if a wake-up was sent here
 /// and not yet claimed (two sent close together may arrive as one; the
 /// count then lets a later NMI pass as the second, which is harmless).
 pub fn claim_wake_nmi() -> bool {
-    let me = percpu::current_cpu().index();
-    let claimed = WAKE_NMIS_CLAIMED[me].load(Ordering::Relaxed);
-    if claimed == WAKE_NMIS_SENT[me].load(Ordering::SeqCst) {
+    let claimed = WAKE_NMIS_CLAIMED.this().load(Ordering::Relaxed);
+    if claimed == WAKE_NMIS_SENT.this().load(Ordering::SeqCst) {
         return false;
     }
-    WAKE_NMIS_CLAIMED[me].store(claimed.wrapping_add(1), Ordering::Relaxed);
+    WAKE_NMIS_CLAIMED.this().store(claimed.wrapping_add(1), Ordering::Relaxed);
     true
 }
 
 /// A participant that has acked `seen` and waited long enough: halts until
 /// the state changes, the run is aborted, or a new one begins.
 fn halt_until_changed(me: CpuId, generation: u32, seen: State) {
-    let sleeper = &SLEEPERS[me.index()];
+    let sleeper = SLEEPERS.of(me);
     let seq = sleeper.prepare(&WAKES);
     let now = CONTROL.step.load();
     let unchanged = now.generation == generation && now.phase == seen;
@@ -243,11 +244,11 @@ pub(super) fn stop_machine_hotplug_excluded(run_on: &CpuSet, f: &(dyn Fn(CpuId) 
         0 => 1,
         g => g,
     };
-    JOINED[me.index()].store(generation, Ordering::SeqCst);
+    JOINED.of(me).store(generation, Ordering::SeqCst);
     c.step.begin(generation, count as u16);
-    for cpu in participants.iter().filter(|c| *c != me) {
-        ipi::send(IpiKind::StopMachine, cpu);
-    }
+    let mut others = participants;
+    others.remove(me);
+    super::fanout::send_ipi(IpiKind::StopMachine, &others);
     let result = participate_as(me, generation, true);
     // Everyone has left (or was never reached): clear for the next run.
     c.work.store(core::ptr::null_mut(), Ordering::SeqCst);
@@ -273,7 +274,7 @@ pub fn on_stop_machine_ipi() {
     if !c.participants.contains(me) || matches!(now.phase, State::Idle | State::Aborted) {
         return;
     }
-    if JOINED[me.index()].swap(now.generation, Ordering::SeqCst) == now.generation {
+    if JOINED.of(me).swap(now.generation, Ordering::SeqCst) == now.generation {
         STALE_IPIS.fetch_add(1, Ordering::SeqCst);
         return;
     }
@@ -321,7 +322,7 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                 }
                 State::Run => {
                     if !irq::are_enabled() {
-                        IRQS_OFF_IN_RUN[me.index()].store(generation, Ordering::SeqCst);
+                        IRQS_OFF_IN_RUN.of(me).store(generation, Ordering::SeqCst);
                     }
                     if c.run_on.contains(me) {
                         let work = c.work.load(Ordering::SeqCst) as *const Work<'_>;
@@ -334,7 +335,7 @@ fn participate_as(me: CpuId, generation: u32, is_controller: bool) -> Result<(),
                 State::Exit | State::Idle | State::Aborted => {}
             }
             if state == State::DisableIrq {
-                ACKED_DISABLE_IRQ[me.index()].store(generation, Ordering::SeqCst);
+                ACKED_DISABLE_IRQ.of(me).store(generation, Ordering::SeqCst);
             }
             ack(me, generation, state);
             if state == State::Exit {
@@ -393,7 +394,7 @@ fn not_acked(generation: u32, state: State) -> CpuSet {
     let key = ack_key(generation, state);
     let mut cpus = CpuSet::EMPTY;
     for cpu in CONTROL.participants.snapshot().iter() {
-        if LAST_ACK[cpu.index()].load(Ordering::SeqCst) != key {
+        if LAST_ACK.of(cpu).load(Ordering::SeqCst) != key {
             cpus.insert(cpu);
         }
     }
@@ -404,7 +405,7 @@ fn not_acked(generation: u32, state: State) -> CpuSet {
 /// wakes the waiters.
 fn ack(me: CpuId, generation: u32, state: State) {
     let key = ack_key(generation, state);
-    if LAST_ACK[me.index()].swap(key, Ordering::SeqCst) == key {
+    if LAST_ACK.of(me).swap(key, Ordering::SeqCst) == key {
         REFUSED_ACKS.fetch_add(1, Ordering::SeqCst);
         log::error!("stop-machine: {me} acked {state:?} of run {generation} twice; the second ack is refused");
         return;

@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
-use smp_core::{CpuId, MAX_CPUS};
+use smp_core::{CpuId, MAX_CPUS, PerCpu};
 
 const FREE: u8 = 0;
 const QUEUED: u8 = 1;
@@ -20,9 +20,10 @@ struct Slot {
 }
 
 /// Padded: a polling CPU reads its own slot on every spin.
-static SLOTS: [CachePadded<Slot>; MAX_CPUS] = [const {
-    CachePadded::new(Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) })
-}; MAX_CPUS];
+static SLOTS: PerCpu<CachePadded<Slot>> = PerCpu::new(
+    [const { CachePadded::new(Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) }) };
+        MAX_CPUS],
+);
 
 /// Why a job was not started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub fn spawn(cpu: CpuId, f: fn(usize), arg: usize) -> Result<(), SpawnError> {
     if !super::ONLINE.contains(cpu) {
         return Err(SpawnError::Offline);
     }
-    let slot = &SLOTS[cpu.index()];
+    let slot = SLOTS.of(cpu);
     slot.state.compare_exchange(FREE, QUEUED, Ordering::Acquire, Ordering::Relaxed).map_err(|_| SpawnError::Busy)?;
     slot.func.store(f as usize, Ordering::Relaxed);
     slot.arg.store(arg, Ordering::Relaxed);
@@ -48,18 +49,18 @@ pub fn spawn(cpu: CpuId, f: fn(usize), arg: usize) -> Result<(), SpawnError> {
 
 /// Whether `cpu` has no job queued or running.
 pub fn is_free(cpu: CpuId) -> bool {
-    SLOTS[cpu.index()].state.load(Ordering::Acquire) == FREE
+    SLOTS.of(cpu).state.load(Ordering::Acquire) == FREE
 }
 
 /// A CPU about to start a new life (bring-up calls this before it sends
 /// INIT) drops whatever job its last life abandoned.
 pub fn reset(cpu: CpuId) {
-    SLOTS[cpu.index()].state.store(FREE, Ordering::Release);
+    SLOTS.of(cpu).state.store(FREE, Ordering::Release);
 }
 
 /// Called by the idle loop: runs this CPU's job, if any.
 pub fn run_pending(cpu: CpuId) {
-    let slot = &SLOTS[cpu.index()];
+    let slot = SLOTS.of(cpu);
     if slot.state.load(Ordering::Acquire) != RUNNING {
         return;
     }

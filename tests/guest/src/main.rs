@@ -16,6 +16,7 @@ mod calls;
 mod console;
 mod debug;
 mod examples;
+mod fanout;
 mod faults;
 mod hotplug;
 mod idle;
@@ -41,6 +42,7 @@ fn run() -> ! {
         calls::TESTS,
         console::TESTS,
         debug::TESTS,
+        fanout::TESTS,
         hotplug::TESTS,
         idle::TESTS,
         stress::TESTS,

@@ -52,6 +52,7 @@ const SMP_TESTS: &[NamePattern] = &[
     NamePattern::Prefix("calls::"),
     NamePattern::Prefix("hotplug::"),
     NamePattern::Prefix("unhappy::"),
+    NamePattern::Prefix("fanout::"),
 ];
 const BRINGUP: &[NamePattern] = &[NamePattern::Prefix("bringup::")];
 
@@ -200,6 +201,8 @@ fn special() -> Vec<Config> {
                 NamePattern::Exact("bringup::expected_cpu_count_is_online"),
                 NamePattern::Exact("bringup::apic_mode_is_the_one_the_machine_offers"),
                 NamePattern::Exact("calls::call_all_reaches_every_online_cpu"),
+                NamePattern::Exact("fanout::a_call_to_every_other_cpu_is_one_broadcast"),
+                NamePattern::Exact("fanout::with_a_cpu_offline_a_call_to_all_is_a_multicast"),
             ],
             // 300 CPUs under TCG take ~25 s to come up on two cores.
             boot_allowance: Some(Duration::from_secs(120)),
@@ -228,6 +231,7 @@ pub fn configs() -> &'static [Config] {
 }
 
 /// The configuration called `name`.
+#[cfg(test)]
 pub fn find(name: &str) -> Option<&'static Config> {
     configs().iter().find(|c| c.name == name)
 }

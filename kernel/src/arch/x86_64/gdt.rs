@@ -12,7 +12,7 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
 use crate::mem::vmem::{self, Stack};
-use smp_core::{CpuId, MAX_CPUS};
+use smp_core::{CpuId, MAX_CPUS, PerCpu};
 
 /// IST slots (the TSS's IST1..IST7 are indexed 0..6 here, as in `x86_64`).
 pub const IST_DOUBLE_FAULT: u16 = 0;
@@ -26,12 +26,12 @@ pub struct CpuTables {
     pub ist: [Stack; IST_COUNT],
 }
 
-static TABLES: [Once<CpuTables>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+static TABLES: PerCpu<Once<CpuTables>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
 
 /// Builds and loads this CPU's GDT and TSS. The tables live forever (a CPU
 /// that goes offline and comes back reuses them).
 pub fn init_this_cpu(cpu: CpuId) -> Result<(), &'static str> {
-    if let Some(t) = TABLES[cpu.index()].get() {
+    if let Some(t) = TABLES.of(cpu).get() {
         let _ = t;
         return reload(cpu);
     }
@@ -50,8 +50,8 @@ pub fn init_this_cpu(cpu: CpuId) -> Result<(), &'static str> {
     let tss_sel = gdt.append(Descriptor::tss_segment(tss));
     let gdt: &'static GlobalDescriptorTable = Box::leak(Box::new(gdt));
     SELECTORS.call_once(|| Selectors { code, data, tss: tss_sel });
-    GDTS[cpu.index()].call_once(|| gdt);
-    TABLES[cpu.index()].call_once(|| CpuTables { ist });
+    GDTS.of(cpu).call_once(|| gdt);
+    TABLES.of(cpu).call_once(|| CpuTables { ist });
     reload(cpu)
 }
 
@@ -63,10 +63,10 @@ struct Selectors {
 
 /// Every CPU's GDT has the same layout, so one set of selectors serves all.
 static SELECTORS: Once<Selectors> = Once::new();
-static GDTS: [Once<&'static GlobalDescriptorTable>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+static GDTS: PerCpu<Once<&'static GlobalDescriptorTable>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
 
 fn reload(cpu: CpuId) -> Result<(), &'static str> {
-    let gdt = GDTS[cpu.index()].get().ok_or("GDT missing")?;
+    let gdt = GDTS.of(cpu).get().ok_or("GDT missing")?;
     let sel = SELECTORS.get().ok_or("GDT selectors missing")?;
     gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded. The TSS
@@ -102,5 +102,5 @@ unsafe fn clear_tss_busy(gdt: &GlobalDescriptorTable, sel: SegmentSelector) {
 
 /// The IST stacks of `cpu`, if its tables exist.
 pub fn ist_stacks(cpu: CpuId) -> Option<&'static [Stack; IST_COUNT]> {
-    TABLES[cpu.index()].get().map(|t| &t.ist)
+    TABLES.of(cpu).get().map(|t| &t.ist)
 }

@@ -4,13 +4,14 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use smp_core::{CpuId, MAX_CPUS};
+use crate::percpu::ThisCpu;
+use smp_core::{CpuId, MAX_CPUS, PerCpu};
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 /// Which CPUs have loaded the IDT (observable from other CPUs).
-static LOADED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static LOADED: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
 
 /// Loads the IDT on this CPU, building it on first use.
 pub fn load() {
@@ -21,18 +22,18 @@ pub fn load() {
         idt
     })
     .load();
-    LOADED[crate::percpu::current_cpu().index()].store(true, Ordering::SeqCst);
+    LOADED.this().store(true, Ordering::SeqCst);
 }
 
 /// `cpu` is being started again: until it loads the IDT in this life it has
 /// none (an NMI then would triple-fault it).
 pub fn forget(cpu: CpuId) {
-    LOADED[cpu.index()].store(false, Ordering::SeqCst);
+    LOADED.of(cpu).store(false, Ordering::SeqCst);
 }
 
 /// Whether `cpu` has loaded the kernel's IDT.
 pub fn is_loaded_on(cpu: CpuId) -> bool {
-    LOADED[cpu.index()].load(Ordering::SeqCst)
+    LOADED.of(cpu).load(Ordering::SeqCst)
 }
 
 /// Whether this CPU's IDTR points at the kernel's IDT.

@@ -11,8 +11,8 @@ use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::regs::Access;
-use crate::percpu;
-use smp_core::MAX_CPUS;
+use crate::percpu::ThisCpu;
+use smp_core::{MAX_CPUS, PerCpu};
 
 /// ESR bits, SDM vol. 3, figure 11-9.
 const SEND_CHECKSUM: u32 = 1 << 0;
@@ -68,10 +68,10 @@ impl fmt::Display for Errors {
 }
 
 /// What each CPU's latches saw and nobody has taken yet.
-static SEEN: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static SEEN: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
 
 fn seen_here() -> &'static AtomicU32 {
-    &SEEN[percpu::current_cpu().index()]
+    SEEN.this()
 }
 
 /// Latches the ESR and keeps what it held for [`take`].

@@ -14,9 +14,45 @@ const LEVEL_ASSERT: u32 = 1 << 14;
 /// ICR bit 15: level-triggered, which INIT assert and de-assert use (MP
 /// specification, B.4.1).
 const TRIGGER_LEVEL: u32 = 1 << 15;
+/// ICR bit 11: the destination field holds a logical destination.
+const DEST_MODE_LOGICAL: u32 = 1 << 11;
+/// ICR bits 19:18, the destination shorthand: all CPUs but the sender.
+const SHORTHAND_ALL_BUT_SELF: u32 = 0b11 << 18;
 
-/// What an interrupt command delivers. Destinations are physical, one
-/// APIC id per command.
+/// Whom a command goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// One CPU, by APIC id.
+    Physical(smp_core::ApicId),
+    /// The CPUs whose logical destination register matches: an x2APIC
+    /// cluster and a bitmap of up to 16 of its CPUs, or an xAPIC flat
+    /// bitmap of up to 8 CPUs (`logical`).
+    Logical(u32),
+    /// Every CPU but the sender, whatever state it is in: only while every
+    /// present CPU is online (docs/rules.md#fan-out-1).
+    AllButSelf,
+}
+
+impl Destination {
+    /// The ICR destination field (the shorthand has none).
+    pub(super) fn field(self) -> u32 {
+        match self {
+            Destination::Physical(id) => id.0,
+            Destination::Logical(ld) => ld,
+            Destination::AllButSelf => 0,
+        }
+    }
+
+    fn low_bits(self) -> u32 {
+        match self {
+            Destination::Physical(_) => 0,
+            Destination::Logical(_) => DEST_MODE_LOGICAL,
+            Destination::AllButSelf => SHORTHAND_ALL_BUT_SELF,
+        }
+    }
+}
+
+/// What an interrupt command delivers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Delivery {
     /// An interrupt on this vector.
@@ -32,14 +68,15 @@ pub(super) enum Delivery {
 }
 
 impl Delivery {
-    /// The ICR's low word for this command.
-    pub(super) fn low_word(self) -> u32 {
-        match self {
-            Delivery::Fixed(vector) => DELIVERY_FIXED | LEVEL_ASSERT | u32::from(vector),
-            Delivery::Nmi => DELIVERY_NMI | LEVEL_ASSERT,
-            Delivery::InitAssert => DELIVERY_INIT | LEVEL_ASSERT | TRIGGER_LEVEL,
-            Delivery::InitDeassert => DELIVERY_INIT | TRIGGER_LEVEL,
-            Delivery::Startup(page) => DELIVERY_STARTUP | LEVEL_ASSERT | u32::from(page),
-        }
+    /// The ICR's low word for this command to `to`.
+    pub(super) fn low_word(self, to: Destination) -> u32 {
+        to.low_bits()
+            | match self {
+                Delivery::Fixed(vector) => DELIVERY_FIXED | LEVEL_ASSERT | u32::from(vector),
+                Delivery::Nmi => DELIVERY_NMI | LEVEL_ASSERT,
+                Delivery::InitAssert => DELIVERY_INIT | LEVEL_ASSERT | TRIGGER_LEVEL,
+                Delivery::InitDeassert => DELIVERY_INIT | TRIGGER_LEVEL,
+                Delivery::Startup(page) => DELIVERY_STARTUP | LEVEL_ASSERT | u32::from(page),
+            }
     }
 }

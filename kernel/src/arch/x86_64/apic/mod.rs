@@ -10,6 +10,7 @@
 
 pub mod esr;
 mod icr;
+mod logical;
 mod regs;
 pub mod startup;
 
@@ -20,11 +21,11 @@ use spin::Once;
 use x2apic::lapic::{LocalApic, LocalApicBuilder};
 use x86_64::instructions::interrupts;
 
-use self::icr::Delivery;
+use self::icr::{Delivery, Destination};
 use self::regs::{Access, LVT_DELIVERY_NMI, LVT_MASKED, SVR_ENABLE};
 use super::vectors::{self, IpiKind};
-use crate::percpu;
-use smp_core::{ApicId, MAX_CPUS};
+use crate::percpu::{self, ThisCpu};
+use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS, PerCpu};
 
 /// Which flavour of APIC the machine runs, decided once on the boot CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +42,8 @@ struct Slot(UnsafeCell<Option<LocalApic>>);
 // the running CPU) with interrupts off, so accesses never overlap.
 unsafe impl Sync for Slot {}
 
-static LAPICS: [Slot; MAX_CPUS] = [const { Slot(UnsafeCell::new(None)) }; MAX_CPUS];
-static ENABLED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static LAPICS: PerCpu<Slot> = PerCpu::new([const { Slot(UnsafeCell::new(None)) }; MAX_CPUS]);
+static ENABLED: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
 
 pub fn mode() -> Mode {
     MODE.get().map_or(Mode::XApic, |m| m.0)
@@ -105,7 +106,7 @@ pub fn detect() -> Mode {
 /// Runs `f` on this CPU's APIC with interrupts off.
 fn with_local<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
     interrupts::without_interrupts(|| {
-        let slot = &LAPICS[percpu::current_cpu().index()];
+        let slot = LAPICS.this();
         // SAFETY: see `Slot`: only this CPU, interrupts off.
         let lapic = unsafe { &mut *slot.0.get() };
         f(lapic.as_mut().expect("local APIC used before apic::init_this_cpu"))
@@ -152,23 +153,23 @@ pub fn init_this_cpu(lint_nmi: (bool, bool)) -> Result<(), &'static str> {
         }
         acc.write(regs::LVT_ERROR, vectors::LAPIC_ERROR as u32);
         acc.write(regs::TPR, 0);
-        let cpu = percpu::current_cpu().index();
+        logical::set_up_this_cpu(acc, mode, percpu::current_cpu());
         esr::clear(acc);
         // SAFETY: this CPU's own slot, interrupts off.
-        unsafe { *LAPICS[cpu].0.get() = Some(lapic) };
-        ENABLED[cpu].store(acc.read(regs::SVR) & SVR_ENABLE != 0, Ordering::SeqCst);
+        unsafe { *LAPICS.this().0.get() = Some(lapic) };
+        ENABLED.this().store(acc.read(regs::SVR) & SVR_ENABLE != 0, Ordering::SeqCst);
     });
     if is_enabled_here() { Ok(()) } else { Err("local APIC did not report itself enabled") }
 }
 
 /// Whether `cpu`'s APIC is set up and enabled (observable from other CPUs).
 pub fn is_enabled_on(cpu: smp_core::CpuId) -> bool {
-    ENABLED[cpu.index()].load(Ordering::SeqCst)
+    ENABLED.of(cpu).load(Ordering::SeqCst)
 }
 
 /// Whether this CPU's APIC is set up and software-enabled.
 pub fn is_enabled_here() -> bool {
-    ENABLED[percpu::current_cpu().index()].load(Ordering::SeqCst) && access().read(regs::SVR) & SVR_ENABLE != 0
+    ENABLED.this().load(Ordering::SeqCst) && access().read(regs::SVR) & SVR_ENABLE != 0
 }
 
 /// Quiesces this CPU's APIC before it parks: every LVT masked, software
@@ -180,7 +181,8 @@ pub fn quiesce_this_cpu() {
             acc.write(r, LVT_MASKED);
         }
         acc.write(regs::SVR, acc.read(regs::SVR) & !SVR_ENABLE);
-        ENABLED[percpu::current_cpu().index()].store(false, Ordering::SeqCst);
+        ENABLED.this().store(false, Ordering::SeqCst);
+        logical::forget(percpu::current_cpu());
     });
 }
 
@@ -198,14 +200,14 @@ pub enum SendError {
     /// xAPIC physical destinations are 8 bits, and 0xFF is the broadcast.
     Unaddressable(ApicId),
     /// The xAPIC still showed the command pending after `ICR_SETTLE_US`.
-    NotDelivered(ApicId),
+    NotDelivered(Destination),
 }
 
 impl core::fmt::Display for SendError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SendError::Unaddressable(id) => write!(f, "{id} cannot be addressed in xAPIC mode"),
-            SendError::NotDelivered(id) => write!(f, "an IPI to {id} was still pending after {ICR_SETTLE_US} µs"),
+            SendError::NotDelivered(to) => write!(f, "an IPI to {to:?} was still pending after {ICR_SETTLE_US} µs"),
         }
     }
 }
@@ -217,16 +219,27 @@ pub fn send_failures() -> u64 {
     SEND_FAILURES.load(Ordering::Relaxed)
 }
 
-/// The one ICR path: writes `what` for the CPU with APIC id `to`.
-fn send(what: Delivery, to: ApicId) -> Result<(), SendError> {
+/// ICR writes each CPU made: the cost of its fan-outs (docs/rules.md#fan-out-1).
+static ICR_WRITES: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+
+pub fn icr_writes(cpu: CpuId) -> u64 {
+    ICR_WRITES.of(cpu).load(Ordering::Relaxed)
+}
+
+/// The one ICR path: writes `what` for `to`.
+fn send(what: Delivery, to: Destination) -> Result<(), SendError> {
     let acc = access();
-    if mode() == Mode::XApic && !to.fits_xapic() {
+    if let Destination::Physical(id) = to
+        && mode() == Mode::XApic
+        && !id.fits_xapic()
+    {
         SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
-        return Err(SendError::Unaddressable(to));
+        return Err(SendError::Unaddressable(id));
     }
+    ICR_WRITES.this().fetch_add(1, Ordering::Relaxed);
     // Interrupts off: a handler's own command must not land between the
     // xAPIC's two ICR words.
-    if interrupts::without_interrupts(|| acc.write_icr(to.0, what.low_word(), ICR_SETTLE_US)) {
+    if interrupts::without_interrupts(|| acc.write_icr(to.field(), what.low_word(to), ICR_SETTLE_US)) {
         Ok(())
     } else {
         SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
@@ -239,16 +252,37 @@ fn send(what: Delivery, to: ApicId) -> Result<(), SendError> {
 /// broken), so it is counted and logged here; the sender's own bounded wait
 /// for its target then reports the target as not answering.
 pub fn send_ipi(kind: IpiKind, to: ApicId) {
-    if let Err(e) = send(Delivery::Fixed(kind.vector()), to) {
-        log::warn!("{kind:?} IPI not sent: {e}");
-    }
+    report(kind, send(Delivery::Fixed(kind.vector()), Destination::Physical(to)));
 }
 
 /// Sends an NMI to the CPU with APIC id `to`; failures as in [`send_ipi`].
 pub fn send_nmi(to: ApicId) {
-    if let Err(e) = send(Delivery::Nmi, to) {
-        log::warn!("NMI not sent: {e}");
+    report("NMI", send(Delivery::Nmi, Destination::Physical(to)));
+}
+
+fn report(what: impl core::fmt::Debug, sent: Result<(), SendError>) {
+    if let Err(e) = sent {
+        log::warn!("{what:?} IPI not sent: {e}");
     }
+}
+
+/// Sends `kind` (or, with `None`, an NMI) to every CPU of `targets` with the
+/// fewest ICR writes: the all-but-self shorthand when `all_but_self` (the
+/// caller vouches that `targets` is every present CPU but this one, and
+/// every present CPU is online), else logical destinations (`logical`).
+/// Returns the writes made.
+pub fn send_many(kind: Option<IpiKind>, targets: &CpuSet, all_but_self: bool) -> u32 {
+    let what = kind.map_or(Delivery::Nmi, |k| Delivery::Fixed(k.vector()));
+    let commands =
+        if all_but_self { alloc::vec![Destination::AllButSelf] } else { logical::destinations(mode(), targets) };
+    for &to in &commands {
+        report(kind, send(what, to));
+    }
+    commands.len() as u32
+}
+
+fn topology_apic_id(cpu: CpuId) -> Option<ApicId> {
+    super::topology::apic_id(cpu)
 }
 
 /// Signals end of interrupt. Called by every APIC-delivered handler.

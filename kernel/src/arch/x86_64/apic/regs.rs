@@ -16,6 +16,10 @@ pub(super) struct Reg(u32);
 pub(super) const ID: Reg = Reg(0x020);
 pub(super) const VERSION: Reg = Reg(0x030);
 pub(super) const TPR: Reg = Reg(0x080);
+/// Logical destination: programmed in xAPIC mode, read-only in x2APIC.
+pub(super) const LDR: Reg = Reg(0x0D0);
+/// Destination format (xAPIC only; no x2APIC MSR exists for it).
+pub(super) const DFR: Reg = Reg(0x0E0);
 pub(super) const SVR: Reg = Reg(0x0F0);
 pub(super) const ESR: Reg = Reg(0x280);
 pub(super) const LVT_CMCI: Reg = Reg(0x2F0);
@@ -44,6 +48,10 @@ pub(super) const MAX_LVT_WITH_CMCI: u32 = 6;
 pub(super) const LVT_MASKED: u32 = 1 << 16;
 /// LVT delivery mode NMI (bits 10:8 = 100b).
 pub(super) const LVT_DELIVERY_NMI: u32 = 0b100 << 8;
+/// DFR: the flat model, every CPU's LDR a bitmap (SDM 11.6.2.2).
+pub(super) const DFR_FLAT: u32 = 0xFFFF_FFFF;
+/// xAPIC LDR: the logical id sits in bits 31:24.
+pub(super) const XAPIC_LDR_SHIFT: u32 = 24;
 /// SVR: APIC software enable.
 pub(super) const SVR_ENABLE: u32 = 1 << 8;
 /// xAPIC ICR low word: a previous command is still being delivered.

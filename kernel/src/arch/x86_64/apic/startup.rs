@@ -5,7 +5,7 @@
 use core::fmt;
 
 use super::esr::{self, Errors};
-use super::icr::Delivery;
+use super::icr::{Delivery, Destination};
 use super::{Mode, SendError, access, mode, send};
 use crate::hooks::{self, points};
 use crate::percpu;
@@ -81,9 +81,9 @@ impl fmt::Display for StartError {
 /// `after_init_us` once before the STARTUPs (once per batch in parallel mode).
 pub fn send_init(to: ApicId) -> Result<(), StartError> {
     checked(StartStep::Init, || {
-        send(Delivery::InitAssert, to)?;
+        send(Delivery::InitAssert, Destination::Physical(to))?;
         if mode() == Mode::XApic {
-            send(Delivery::InitDeassert, to)?;
+            send(Delivery::InitDeassert, Destination::Physical(to))?;
         }
         Ok(())
     })
@@ -91,7 +91,7 @@ pub fn send_init(to: ApicId) -> Result<(), StartError> {
 
 /// Sends one STARTUP IPI whose vector is the trampoline's page number.
 pub fn send_startup(to: ApicId, vector: u8, step: StartStep) -> Result<(), StartError> {
-    checked(step, || send(Delivery::Startup(vector), to))
+    checked(step, || send(Delivery::Startup(vector), Destination::Physical(to)))
 }
 
 /// The whole sequence for one CPU.

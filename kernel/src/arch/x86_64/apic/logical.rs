@@ -1,0 +1,74 @@
+//! Logical destinations, so that one ICR write reaches many CPUs
+//! (docs/rules.md#fan-out-1).
+//!
+//! - **x2APIC** runs in cluster mode, fixed by the hardware: a CPU's logical
+//!   id (its LDR, read-only) is its cluster (APIC id bits 31:4) in bits
+//!   31:16 and one bit of 16 (APIC id bits 3:0) below, so one write reaches
+//!   up to 16 CPUs of one cluster (SDM 11.12.10.2).
+//! - **xAPIC** runs the flat model, programmed here: CPUs 0 to 7 (logical
+//!   CPU ids) each get one bit of LDR bits 31:24, so one write reaches any
+//!   of them; CPUs from 8 on are reached physically, one write each.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::icr::Destination;
+use super::regs::{self, Access};
+use super::{Mode, topology_apic_id};
+use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+
+/// Each CPU's logical id once its APIC is set up; 0 for none.
+static LOGICAL: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+
+/// The xAPIC flat model has one bit per CPU in an 8-bit field.
+const XAPIC_FLAT_CPUS: usize = 8;
+/// x2APIC cluster mode: cluster in bits 31:16, member bitmap in 15:0.
+const X2APIC_CLUSTER_SHIFT: u32 = 16;
+const X2APIC_MEMBERS: u32 = 0xFFFF;
+
+/// Sets this CPU's logical destination up (xAPIC) or reads it (x2APIC).
+pub(super) fn set_up_this_cpu(acc: Access, mode: Mode, cpu: CpuId) {
+    let logical = match mode {
+        Mode::X2Apic => acc.read(regs::LDR),
+        Mode::XApic => {
+            let bit = if cpu.index() < XAPIC_FLAT_CPUS { 1u32 << cpu.index() } else { 0 };
+            acc.write(regs::DFR, regs::DFR_FLAT);
+            acc.write(regs::LDR, bit << regs::XAPIC_LDR_SHIFT);
+            bit
+        }
+    };
+    LOGICAL.of(cpu).store(logical, Ordering::SeqCst);
+}
+
+/// Forgets `cpu`'s logical id: it is going down, and its next life sets it again.
+pub(super) fn forget(cpu: CpuId) {
+    LOGICAL.of(cpu).store(0, Ordering::SeqCst);
+}
+
+/// The fewest commands that reach exactly `targets`: one per x2APIC
+/// cluster, one for every xAPIC CPU of the flat model, one per other CPU.
+/// A CPU with no logical id yet (still starting) is reached physically.
+pub(super) fn destinations(mode: Mode, targets: &CpuSet) -> Vec<Destination> {
+    let mut out = Vec::new();
+    let mut clusters: Vec<(u32, u32)> = Vec::new();
+    let mut flat = 0u32;
+    for cpu in targets.iter() {
+        let logical = LOGICAL.of(cpu).load(Ordering::SeqCst);
+        match (mode, logical) {
+            (_, 0) => out.extend(topology_apic_id(cpu).map(Destination::Physical)),
+            (Mode::XApic, bit) => flat |= bit,
+            (Mode::X2Apic, ld) => {
+                let cluster = ld >> X2APIC_CLUSTER_SHIFT;
+                match clusters.iter_mut().find(|(c, _)| *c == cluster) {
+                    Some((_, members)) => *members |= ld & X2APIC_MEMBERS,
+                    None => clusters.push((cluster, ld & X2APIC_MEMBERS)),
+                }
+            }
+        }
+    }
+    if flat != 0 {
+        out.push(Destination::Logical(flat));
+    }
+    out.extend(clusters.into_iter().map(|(c, members)| Destination::Logical((c << X2APIC_CLUSTER_SHIFT) | members)));
+    out
+}
