@@ -42,7 +42,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("cannot start qemu-system-x86_64 ({e}): install QEMU, or run `cargo xtask qemu`, which offers to");
+            eprintln!(
+                "cannot start qemu-system-x86_64 ({e}): install QEMU, or run `cargo xtask qemu`, which offers to"
+            );
             ExitCode::FAILURE
         }
     }
