@@ -48,13 +48,14 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
     percpu::install(CpuId::BOOT);
     console::init();
     crate::backtrace::set_kernel_base(boot_info.kernel_image_offset);
-    time::calibrate();
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
         // SAFETY: the loader mapped the ramdisk at `addr` for `ramdisk_len`
         // bytes and never reuses that memory.
         unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) }
     });
     params::init(ramdisk);
+    // After the parameters: the test kernel may be told to distort it.
+    time::calibrate();
     if params::get_bool("console.fb", true)
         && let Some(fb) = boot_info.framebuffer.as_mut()
     {

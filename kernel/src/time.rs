@@ -5,6 +5,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use smp_core::rate::{self, Choice, Source};
+
 static TSC_PER_US: AtomicU64 = AtomicU64::new(0);
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 
@@ -13,11 +15,81 @@ pub fn rdtsc() -> u64 {
     crate::arch::cpu::timestamp()
 }
 
-/// Measures the TSC rate against 10 ms of PIT channel 2. Boot CPU, once.
+/// Timed windows per round of calibration, and rounds before giving up on
+/// the measurement.
+const WINDOWS: usize = 3;
+const ROUNDS: usize = 3;
+const WINDOW_US: u64 = 10_000;
+
+/// How the timestamp rate was chosen, for the boot log and the tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Calibration {
+    pub choice: Choice,
+    /// The last round's windows, MHz (`None`: the PIT never ran out).
+    pub windows: [Option<u64>; WINDOWS],
+    pub cpuid_mhz: Option<u64>,
+    pub rounds: usize,
+}
+
+static CALIBRATION: spin::Once<Calibration> = spin::Once::new();
+
+/// Measures the timestamp rate against the PIT, cross-checked against
+/// itself and the CPU's word (`smp_core::rate`), and says what it used.
+/// Boot CPU, once.
 pub fn calibrate() {
     BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
-    let per_us = crate::arch::cpu::measure_timestamp_per_us(10_000);
-    TSC_PER_US.store(per_us.max(1), Ordering::Relaxed);
+    let cpuid_mhz = crate::arch::cpu::timestamp_mhz_from_cpuid();
+    let mut windows = [None; WINDOWS];
+    let mut choice = rate::choose(&windows, cpuid_mhz);
+    let mut rounds = 0;
+    while rounds < ROUNDS {
+        rounds += 1;
+        for w in &mut windows {
+            *w = crate::arch::cpu::measure_timestamp_mhz(WINDOW_US).map(distorted_for_a_test);
+        }
+        choice = rate::choose(&windows, cpuid_mhz);
+        if choice.source == Source::Measured {
+            break;
+        }
+    }
+    TSC_PER_US.store(choice.mhz, Ordering::Relaxed);
+    let c = CALIBRATION.call_once(|| Calibration { choice, windows, cpuid_mhz, rounds });
+    match c.choice.source {
+        Source::Measured if c.choice.cpuid_disagrees => log::warn!(
+            "TSC: {} MHz measured, but CPUID says {:?} MHz; using the measurement ({:?})",
+            c.choice.mhz,
+            c.cpuid_mhz,
+            c.windows
+        ),
+        Source::Measured => log::info!("TSC: {} MHz measured against the PIT ({:?})", c.choice.mhz, c.windows),
+        Source::Cpuid => log::warn!(
+            "TSC: the PIT windows are not believable after {rounds} rounds ({:?}); using CPUID's {} MHz",
+            c.windows,
+            c.choice.mhz
+        ),
+        Source::Fallback => log::error!(
+            "TSC: neither the PIT ({:?}, {rounds} rounds) nor CPUID gives a believable rate; assuming {} MHz, \
+             so every timeout is approximate",
+            c.windows,
+            c.choice.mhz
+        ),
+    }
+}
+
+/// Test kernel only: `time.test_divide_pit=N` makes every timed window
+/// read N times too slow, as an overcommitted emulator does.
+fn distorted_for_a_test(mhz: u64) -> u64 {
+    #[cfg(feature = "test-hooks")]
+    {
+        mhz / crate::params::get_u64("time.test_divide_pit", 1).max(1)
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    mhz
+}
+
+/// How the rate was chosen (`None` before [`calibrate`]).
+pub fn calibration() -> Option<&'static Calibration> {
+    CALIBRATION.get()
 }
 
 /// TSC ticks per microsecond (0 before calibration).

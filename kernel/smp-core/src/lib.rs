@@ -10,6 +10,7 @@ pub mod lockstep;
 pub mod madt;
 pub mod percpu;
 pub mod poll;
+pub mod rate;
 pub mod sleep;
 mod sync;
 

@@ -32,7 +32,8 @@ pub mod ipi {
 /// This CPU: the timestamp counter, halting, saved registers.
 pub mod cpu {
     pub use super::imp::cpu::{
-        Registers, can_take_nmi, halt_forever, halt_while_eq, measure_timestamp_per_us, timestamp,
+        Registers, can_take_nmi, halt_forever, halt_while_eq, measure_timestamp_mhz, timestamp,
+        timestamp_mhz_from_cpuid,
     };
 }
 

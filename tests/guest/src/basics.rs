@@ -8,11 +8,14 @@ use crate::ktest::{Outcome, Test};
 use crate::{kassert, kassert_eq, ktest};
 use kernel::arch::x86_64::exceptions;
 use kernel::mem::{vmem, wx};
+use smp_core::rate::{self, Source};
 
 pub const TESTS: &[Test] = &[
     ktest!(serial_and_log_lines),
     ktest!(log_lines_reach_the_framebuffer),
     ktest!(boot_parameters_reach_the_kernel).params("ktest.probe=hello world"),
+    ktest!(the_tsc_rate_was_measured_and_its_windows_agree),
+    ktest!(a_distorted_pit_is_not_believed).params("time.test_divide_pit=100"),
     ktest!(breakpoint_is_handled_and_resumes),
     ktest!(heap_allocates_and_frees),
     ktest!(no_writable_executable_mappings),
@@ -27,6 +30,30 @@ fn serial_and_log_lines() -> Outcome {
     log::info!("a log line from a test");
     kernel::println_raw!("a raw line with unicode: λ → ✓");
     kassert!(kernel::time::tsc_per_us() > 0, "the TSC was not calibrated");
+    Ok(())
+}
+
+/// On a machine that is not overcommitted at boot (one CPU runs then), the
+/// PIT's windows are believed, and the choice says so.
+fn the_tsc_rate_was_measured_and_its_windows_agree() -> Outcome {
+    let c = kernel::time::calibration().ok_or(crate::ktest::Failure("not calibrated".into()))?;
+    kassert_eq!(c.choice.source, Source::Measured);
+    kassert!(c.windows.iter().all(Option::is_some), "a PIT window never ran out: {:?}", c.windows);
+    kassert!(rate::PLAUSIBLE_MHZ.contains(&kernel::time::tsc_per_us()), "{} MHz", kernel::time::tsc_per_us());
+    Ok(())
+}
+
+/// Every window reads 100 times too slow, as on an emulator with far more
+/// vCPUs than host cores: the measurement is rejected after its rounds, and
+/// the rate comes from CPUID or the fallback, never from the windows.
+fn a_distorted_pit_is_not_believed() -> Outcome {
+    let c = kernel::time::calibration().ok_or(crate::ktest::Failure("not calibrated".into()))?;
+    kassert!(c.choice.source != Source::Measured, "believed {:?}", c.windows);
+    kassert_eq!(c.rounds, 3);
+    let expected =
+        if c.cpuid_mhz.is_some_and(|m| rate::PLAUSIBLE_MHZ.contains(&m)) { Source::Cpuid } else { Source::Fallback };
+    kassert_eq!(c.choice.source, expected);
+    kassert!(rate::PLAUSIBLE_MHZ.contains(&kernel::time::tsc_per_us()), "{} MHz", kernel::time::tsc_per_us());
     Ok(())
 }
 

@@ -12,9 +12,20 @@ pub fn timestamp() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Timestamp ticks per microsecond, measured over `window_us` of the PIT.
-pub fn measure_timestamp_per_us(window_us: u64) -> u64 {
+/// Timestamp ticks per microsecond (MHz), timed over `window_us` of the
+/// PIT; `None` if the PIT never ran out.
+pub fn measure_timestamp_mhz(window_us: u64) -> Option<u64> {
     super::pit::measure_tsc_per_us(window_us)
+}
+
+/// The timestamp counter's rate as the CPU states it: CPUID leaf 0x15
+/// (crystal clock times its ratio) where it is complete, else leaf 0x16's
+/// base frequency; `None` where it says neither (QEMU's TCG models, often).
+pub fn timestamp_mhz_from_cpuid() -> Option<u64> {
+    let cpuid = raw_cpuid::CpuId::new();
+    let from_crystal = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()).map(|hz| hz / 1_000_000);
+    let base = || cpuid.get_processor_frequency_info().map(|f| u64::from(f.processor_base_frequency()));
+    from_crystal.filter(|m| *m > 0).or_else(|| base().filter(|m| *m > 0))
 }
 
 /// Halts this CPU for good: interrupts off, `hlt` in a loop (an NMI may

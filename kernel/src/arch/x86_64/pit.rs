@@ -13,9 +13,12 @@ const PORTB_GATE2: u8 = 1 << 0;
 const PORTB_SPEAKER: u8 = 1 << 1;
 const PORTB_OUT2: u8 = 1 << 5;
 
+/// How long to wait for the PIT's terminal count before calling it absent.
+const MAX_SPINS: u64 = 50_000_000;
+
 /// Counts TSC ticks during `us` microseconds of PIT channel 2 and returns
-/// ticks per microsecond.
-pub fn measure_tsc_per_us(us: u64) -> u64 {
+/// ticks per microsecond; `None` if the PIT never reached its count.
+pub fn measure_tsc_per_us(us: u64) -> Option<u64> {
     let count = (PIT_HZ * us / 1_000_000).clamp(1, 0xFFFF) as u16;
     let mut portb: Port<u8> = Port::new(NMI_STATUS_CONTROL);
     let mut cmd: Port<u8> = Port::new(PIT_COMMAND);
@@ -31,11 +34,14 @@ pub fn measure_tsc_per_us(us: u64) -> u64 {
         let start = crate::time::rdtsc();
         // OUT2 rises at terminal count. Bounded in case the PIT is absent.
         let mut spins: u64 = 0;
-        while portb.read() & PORTB_OUT2 == 0 && spins < 50_000_000 {
+        while portb.read() & PORTB_OUT2 == 0 {
             spins += 1;
+            if spins == MAX_SPINS {
+                return None;
+            }
         }
         let ticks = crate::time::rdtsc() - start;
         let actual_us = count as u64 * 1_000_000 / PIT_HZ;
-        ticks / actual_us.max(1)
+        Some(ticks / actual_us.max(1))
     }
 }
