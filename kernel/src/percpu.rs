@@ -1,4 +1,5 @@
-//! The per-CPU area, reached through the GS base.
+//! The per-CPU area, reached through the CPU's local-storage base (on x86,
+//! the GS base; set and read through `arch::cpu`).
 //!
 //! Each CPU's GS base points at its own [`CpuArea`], whose first word points at
 //! itself, so `current()` is one `mov` from `gs:0`.
@@ -6,8 +7,6 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use smp_core::{CpuId, MAX_CPUS, PerCpu};
-use x86_64::VirtAddr;
-use x86_64::registers::model_specific::GsBase;
 
 /// What a CPU is doing, for watchdog and stop reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +107,7 @@ pub fn install(cpu: CpuId) {
     // SAFETY: each CPU writes only its own entry's self pointer, before
     // anything reads it through GS; the pointer is the entry's own address.
     unsafe { core::ptr::write_volatile(core::ptr::addr_of!(area.self_ptr).cast_mut(), ptr) };
-    GsBase::write(VirtAddr::from_ptr(ptr));
+    crate::arch::cpu::set_local_base(ptr.cast());
     GS_READY.store(true, Ordering::Release);
 }
 
@@ -122,10 +121,9 @@ pub fn current() -> &'static CpuArea {
     if !GS_READY.load(Ordering::Acquire) {
         return PER_CPU.of(CpuId::BOOT);
     }
-    let ptr: *const CpuArea;
-    // SAFETY: GS base points at an installed `CpuArea` whose first field is
-    // its own address.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: this CPU's local base points at its installed `CpuArea`
+    // (`install` ran before `GS_READY`), whose first field is its address.
+    let ptr = unsafe { crate::arch::cpu::local_base_word() } as *const CpuArea;
     // SAFETY: `ptr` is the address of a `'static` entry of `PER_CPU`.
     unsafe { &*ptr }
 }

@@ -76,12 +76,15 @@ pub fn calibrate() {
     }
 }
 
-/// Test kernel only: `time.test_divide_pit=N` makes every timed window
-/// read N times too slow, as an overcommitted emulator does.
+/// Test kernel only: `time.test_skew_pit=N` makes each timed window read
+/// slower than the one before, by another factor of N, as windows do on an
+/// emulator with far more vCPUs than host cores.
 fn distorted_for_a_test(mhz: u64) -> u64 {
     #[cfg(feature = "test-hooks")]
     {
-        mhz / crate::params::get_u64("time.test_divide_pit", 1).max(1)
+        static WINDOW: AtomicU64 = AtomicU64::new(0);
+        let n = crate::params::get_u64("time.test_skew_pit", 1).max(1);
+        mhz / n.pow(WINDOW.fetch_add(1, Ordering::Relaxed) as u32 % 3)
     }
     #[cfg(not(feature = "test-hooks"))]
     mhz

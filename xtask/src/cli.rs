@@ -28,10 +28,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure every SMP operation under QEMU: tables, goals, JSON and SVG plots.
-    #[command(long_about = "Boot the test kernel with ktest.bench=1 (plus smp.fast_start=1 and \
-        smp.expect_cpus) once per CPU count of --smp and per --runs, and read the figures it \
-        measures: the ping-pong floor, IPI round trip, synchronous call, async throughput, \
-        call-all, stop-machine, hotplug down/up/cycle, bring-up one by one and in parallel.\n\n\
+    #[command(long_about = "Boot the demonstration kernel (the one that ships, without test hooks) with \
+        bench.run=1 (plus smp.fast_start=1 and smp.expect_cpus) once per CPU count of --smp and per \
+        --runs, and read the figures it measures: the ping-pong floor, IPI round trip, synchronous \
+        call to an idle and to a busy CPU, async throughput, call-all to idle and to busy CPUs, \
+        stop-machine, hotplug down/up/cycle, bring-up one by one and in parallel.\n\n\
         Prints per CPU count each figure's median and p99 (µs) and its ratio to the floor of the \
         same boot, the scaling over the CPU counts, and the performance goals (against Linux 6.1 under \
         the same QEMU) as MET / NOT MET. Writes results.json, latency-smpN.svg and scaling.svg to \

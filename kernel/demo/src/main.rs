@@ -18,6 +18,10 @@ fn kernel_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn demo() -> ! {
+    if params::get_bool("bench.run", false) {
+        // `cargo xtask bench`: the measurements, on the kernel that ships.
+        diag::bench::run::run();
+    }
     log::info!("== SMP unikernel demonstration ==");
     show_cpus();
     cross_calls();

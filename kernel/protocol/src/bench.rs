@@ -1,4 +1,4 @@
-//! The bench lines (`ktest.bench=1`), one tab-separated line per item:
+//! The bench lines (`bench.run=1`), one tab-separated line per item:
 //!
 //! - `@@BENCH-INFO\tcpus\t<n>\ttsc_mhz\t<m>\tidle\t<mode>` first (`<mode>`:
 //!   how idle CPUs wait, `halt` or `poll`; kernels older than polling idle
@@ -30,9 +30,13 @@ pub mod names {
     pub const FLOOR: &str = "floor_pingpong";
     pub const IPI_ROUNDTRIP: &str = "ipi_roundtrip";
     pub const CALL_SINGLE_SYNC: &str = "call_single_sync";
+    /// A synchronous call to a CPU that runs code with interrupts on.
+    pub const CALL_SINGLE_BUSY: &str = "call_single_busy";
     pub const ASYNC_ONE_SENDER: &str = "async_throughput_one_sender";
     pub const ASYNC_ALL_SENDERS: &str = "async_throughput_all_senders";
     pub const CALL_ALL_WAIT: &str = "call_all_wait";
+    /// `call_all` with waiting, every target running code with interrupts on.
+    pub const CALL_ALL_BUSY: &str = "call_all_busy";
     pub const STOP_MACHINE_ALL: &str = "stop_machine_all";
     pub const HOTPLUG_DOWN: &str = "hotplug_down";
     pub const HOTPLUG_UP: &str = "hotplug_up";

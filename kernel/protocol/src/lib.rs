@@ -111,7 +111,7 @@
 //!
 //! # Guest → host: benchmarks
 //!
-//! The bench (`ktest.bench=1`) prints one tab-separated line per item; see
+//! The bench (`bench.run=1`) prints one tab-separated line per item; see
 //! [`bench`]. Any other line is the kernel's own output.
 //!
 //! # Host → guest: the torture's call kinds

@@ -29,11 +29,12 @@ pub mod ipi {
     pub use super::imp::ipi::{Fanout, IpiKind, icr_writes, send, send_many, send_nmi};
 }
 
-/// This CPU: the timestamp counter, halting, saved registers.
+/// This CPU: the timestamp counter, halting, saved registers, and the base
+/// register its per-CPU area is reached through.
 pub mod cpu {
     pub use super::imp::cpu::{
-        Registers, can_take_nmi, halt_forever, halt_while_eq, measure_timestamp_mhz, timestamp,
-        timestamp_mhz_from_cpuid,
+        Registers, can_take_nmi, halt_forever, halt_while_eq, local_base_word, measure_timestamp_mhz, set_local_base,
+        timestamp, timestamp_mhz_from_cpuid,
     };
 }
 

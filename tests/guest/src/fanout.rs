@@ -45,8 +45,18 @@ fn a_call_to_every_other_cpu_is_one_broadcast() -> Outcome {
 
 /// The commands a multicast to `targets` takes, from the APIC ids alone:
 /// x2APIC, one per cluster (APIC id bits 31:4); xAPIC, one for the CPUs
-/// numbered below 8 (the flat model's bits) plus one per other CPU.
+/// numbered below 8 (the flat model's bits) plus one per other CPU. A CPU
+/// whose APIC gives it no logical id (Bochs 2.7's x2APIC APs) is one more.
 fn multicast_commands(targets: &CpuSet) -> u64 {
+    let physical = targets.iter().filter(|c| !apic::has_logical_id(*c)).count() as u64;
+    let mut logical = CpuSet::EMPTY;
+    for cpu in targets.iter().filter(|c| apic::has_logical_id(*c)) {
+        logical.insert(cpu);
+    }
+    physical + logical_commands(&logical)
+}
+
+fn logical_commands(targets: &CpuSet) -> u64 {
     let ids: Vec<(CpuId, u32)> = targets.iter().filter_map(|c| topology::apic_id(c).map(|id| (c, id.0))).collect();
     match apic::mode() {
         apic::Mode::X2Apic => {

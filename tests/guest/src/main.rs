@@ -10,7 +10,6 @@ use bootloader_api::{BootInfo, entry_point};
 use kernel::boot;
 
 mod basics;
-mod bench;
 mod bringup;
 mod calls;
 mod console;
@@ -33,9 +32,6 @@ fn test_entry(boot_info: &'static mut BootInfo) -> ! {
 }
 
 fn run() -> ! {
-    if kernel::params::get_bool("ktest.bench", false) {
-        bench::run();
-    }
     crate::ktest::main(&[
         basics::TESTS,
         bringup::TESTS,

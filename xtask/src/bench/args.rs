@@ -42,11 +42,11 @@ pub struct BenchArgs {
     /// the output says which idle mode each figure was measured with).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_bench_param)]
     pub params: Vec<(String, String)>,
-    /// Cargo profile of the test kernel it builds: a benchmark measures optimised code, as Linux's
+    /// Cargo profile of the demonstration kernel it builds: a benchmark measures optimised code, as Linux's
     /// reference numbers do; `dev` measures what the tests run.
     #[arg(long, value_enum, default_value_t = Profile::Release)]
     pub profile: Profile,
-    /// Use this test kernel ELF instead of building guest-tests (--profile is then ignored).
+    /// Use this kernel ELF instead of building the demonstration kernel (--profile is then ignored).
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
     /// Kill a boot that has not finished after this many seconds.
@@ -83,7 +83,7 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
 /// drives each boot.
 fn parse_bench_param(s: &str) -> Result<(String, String), String> {
     let (k, v) = parse_param(s)?;
-    if k.starts_with("ktest.") || k == crate::plan::EXPECT_CPUS {
+    if k.starts_with("bench.") || k == crate::plan::EXPECT_CPUS {
         return Err(format!("`{k}` is set by the bench runner for every boot"));
     }
     Ok((k, v))

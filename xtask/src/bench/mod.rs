@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the measured speed of every SMP operation.
 //!
-//! The guest does the measuring (tests/guest/src/bench.rs, boot parameter
-//! `ktest.bench=1`); this side parses its lines ([`parse`]), combines the
+//! The guest does the measuring (kernel/diag/src/bench/run.rs, boot parameter
+//! `bench.run=1`); this side parses its lines ([`parse`]), combines the
 //! boots ([`results`]), checks the performance goals ([`goals`]), compares with
 //! a baseline ([`compare`]), and shows it all as tables ([`table`]), SVG
 //! plots ([`plot`]) and a JSON file. The boots themselves are driven by

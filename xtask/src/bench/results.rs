@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub use protocol::bench::Unit;
 /// The figures by name, as the guest reports them.
 pub use protocol::bench::names::{
-    BRINGUP_PARALLEL, CALL_ALL_WAIT, CALL_SINGLE_SYNC, FLOOR, HOTPLUG_CYCLE, STOP_MACHINE_ALL,
+    BRINGUP_PARALLEL, CALL_ALL_BUSY, CALL_ALL_WAIT, CALL_SINGLE_BUSY, CALL_SINGLE_SYNC, FLOOR, HOTPLUG_CYCLE,
+    STOP_MACHINE_ALL,
 };
 
 /// The figures whose growth with the CPU count the sweep shows.

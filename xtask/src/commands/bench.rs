@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: boots the test kernel with `ktest.bench=1` once per
+//! `cargo xtask bench`: boots the demonstration kernel with `bench.run=1` once per
 //! CPU count and run, then shows and saves what it measured (see
 //! [`crate::bench`]).
 //!
@@ -32,7 +32,7 @@ const EXIT_REGRESSION: u8 = 2;
 /// What every boot is told before the user's `-p`: measure instead of
 /// testing, and skip the MP-spec INIT/SIPI delays, which are safe to skip
 /// on emulators and would otherwise dominate the bring-up figures.
-const RUNNER_PARAMS: [(&str, &str); 2] = [("ktest.bench", "1"), ("smp.fast_start", "1")];
+const RUNNER_PARAMS: [(&str, &str); 2] = [("bench.run", "1"), ("smp.fast_start", "1")];
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     // A mistyped baseline should fail now, not after minutes of boots.
@@ -47,7 +47,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
     }
     let qemu_version = host::qemu_version_line(&host.qemu);
-    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Tests, args.profile)?;
+    let elf = build::kernel_elf(args.kernel.as_deref(), Kernel::Demo, args.profile)?;
     let out_dir =
         args.out.clone().unwrap_or_else(|| workspace::target_dir().join("bench").join(workspace::timestamp(now)));
     let run_dir = out_dir.join("boots");

@@ -43,6 +43,24 @@ pub fn can_take_nmi(cpu: CpuId) -> bool {
     super::idt::is_loaded_on(cpu)
 }
 
+/// Points this CPU's local-storage base (GS) at `base`.
+pub fn set_local_base(base: *const u8) {
+    x86_64::registers::model_specific::GsBase::write(x86_64::VirtAddr::from_ptr(base));
+}
+
+/// The first word at this CPU's local-storage base: one `mov` from `gs:0`.
+///
+/// # Safety
+/// [`set_local_base`] has run on this CPU with the address of a live,
+/// word-aligned object.
+#[inline(always)]
+pub unsafe fn local_base_word() -> usize {
+    let word: usize;
+    // SAFETY: the caller guarantees GS points at a live, aligned word.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) word, options(nostack, readonly, preserves_flags)) };
+    word
+}
+
 /// Where a CPU was: instruction pointer, stack pointer and flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Registers {

@@ -40,6 +40,12 @@ pub(super) fn set_up_this_cpu(acc: Access, mode: Mode, cpu: CpuId) {
     LOGICAL.of(cpu).store(logical, Ordering::SeqCst);
 }
 
+/// Whether `cpu` has a logical id to be reached by (Bochs 2.7's x2APIC
+/// APs read an LDR of 0: they are reached physically).
+pub(super) fn has_logical_id(cpu: CpuId) -> bool {
+    LOGICAL.of(cpu).load(Ordering::SeqCst) != 0
+}
+
 /// Forgets `cpu`'s logical id: it is going down, and its next life sets it again.
 pub(super) fn forget(cpu: CpuId) {
     LOGICAL.of(cpu).store(0, Ordering::SeqCst);

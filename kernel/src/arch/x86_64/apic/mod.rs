@@ -281,6 +281,11 @@ pub fn send_many(kind: Option<IpiKind>, targets: &CpuSet, all_but_self: bool) ->
     commands.len() as u32
 }
 
+/// Whether a multicast can reach `cpu` by its logical id (see `logical`).
+pub fn has_logical_id(cpu: CpuId) -> bool {
+    logical::has_logical_id(cpu)
+}
+
 fn topology_apic_id(cpu: CpuId) -> Option<ApicId> {
     super::topology::apic_id(cpu)
 }

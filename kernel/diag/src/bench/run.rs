@@ -1,12 +1,20 @@
-//! Measurements for `cargo xtask bench` (boot parameter `ktest.bench=1`).
-//! Absolute times under TCG are emulated, so every figure comes with the
-//! floor measured in the same boot (a shared-memory ping-pong between two
-//! CPUs). Each result is one `protocol::bench` line.
+//! Measurements for `cargo xtask bench`: the demonstration kernel (the one
+//! that ships, no test hooks) runs them with `bench.run=1`. Absolute times
+//! under TCG are emulated, so every figure comes with the floor measured in
+//! the same boot (a shared-memory ping-pong between two CPUs). Each result
+//! is one `protocol::bench` line.
+//!
+//! A call's cost depends on what its target is doing, so calls are measured
+//! against each target state a peer's figure may have: *busy* (running code
+//! with interrupts on, `*_busy`) and *idle*, in the boot's idle mode
+//! (`halt` or `poll`, named in the `@@BENCH-INFO` line). `ipi_roundtrip` to
+//! an idle target is the host's own floor for waking it.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use diag::bench::{self, ns, sample};
+use super::{ns, sample};
+use crate::bench;
 use kernel::smp::{self, bringup, calls, hotplug, ping, stop_machine, worker};
 use kernel::time::{self, Deadline};
 use kernel::{CpuId, CpuSet, percpu, power, println_raw};
@@ -20,6 +28,25 @@ fn report(name: &str, samples: Vec<u64>) {
 
 fn report_rate(name: &str, per_s: u64) {
     println_raw!("{}", Line::Figure { name, unit: Unit::PerS, median: per_s, p99: per_s, samples: 1 });
+}
+
+static BUSY_STOP: AtomicBool = AtomicBool::new(false);
+
+/// A busy target: runs code with interrupts on until told to stop.
+fn busy(_: usize) {
+    kernel::arch::irq::enable();
+    while !BUSY_STOP.load(Ordering::Relaxed) {
+        core::hint::spin_loop();
+    }
+}
+
+/// Runs `measure` while every CPU of `cpus` is busy.
+fn while_busy(cpus: &[CpuId], measure: impl FnOnce()) {
+    BUSY_STOP.store(false, Ordering::SeqCst);
+    let started: Vec<CpuId> = cpus.iter().copied().filter(|&c| worker::spawn(c, busy, 0).is_ok()).collect();
+    measure();
+    BUSY_STOP.store(true, Ordering::SeqCst);
+    time::wait_until(2_000_000, || started.iter().all(|c| worker::is_free(*c)));
 }
 
 fn floor(partner: CpuId) {
@@ -146,6 +173,14 @@ pub fn run() -> ! {
             let _ = calls::call_single(partner, "bench-sync", &|| {});
         }),
     );
+    while_busy(&[partner], || {
+        report(
+            names::CALL_SINGLE_BUSY,
+            sample(1000, || {
+                let _ = calls::call_single(partner, "bench-sync-busy", &|| {});
+            }),
+        );
+    });
     throughput(partner);
     report(
         names::CALL_ALL_WAIT,
@@ -153,6 +188,15 @@ pub fn run() -> ! {
             calls::call_all("bench-all", false, &|| {});
         }),
     );
+    let others: Vec<CpuId> = online.iter().filter(|c| *c != me).collect();
+    while_busy(&others, || {
+        report(
+            names::CALL_ALL_BUSY,
+            sample(200, || {
+                calls::call_all("bench-all-busy", false, &|| {});
+            }),
+        );
+    });
     report(
         names::STOP_MACHINE_ALL,
         sample(50, || {

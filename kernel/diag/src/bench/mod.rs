@@ -1,8 +1,10 @@
 //! Timing SMP operations: many samples of one, reduced to a median and a
 //! p99, and the floor to compare them with (a shared-memory ping-pong
-//! between two CPUs, no IPI). Used by the test kernel's measurements
-//! (`cargo xtask bench`) and by the console's `bench` command. Times under
+//! between two CPUs, no IPI). Used by the measurements of `cargo xtask
+//! bench` (`run`) and by the console's `bench` command. Times under
 //! an emulator are the emulator's, hence the floor from the same boot.
+
+pub mod run;
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
