@@ -40,18 +40,17 @@ pub fn calibrate() {
     BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
     let cpuid_mhz = crate::arch::cpu::timestamp_mhz_from_cpuid();
     let mut windows = [None; WINDOWS];
-    let mut choice = rate::choose(&windows, cpuid_mhz);
     let mut rounds = 0;
-    while rounds < ROUNDS {
+    let choice = loop {
         rounds += 1;
         for w in &mut windows {
             *w = crate::arch::cpu::measure_timestamp_mhz(WINDOW_US).map(distorted_for_a_test);
         }
-        choice = rate::choose(&windows, cpuid_mhz);
-        if choice.source == Source::Measured {
-            break;
+        let choice = rate::choose(&windows, cpuid_mhz);
+        if choice.source == Source::Measured || rounds == ROUNDS {
+            break choice;
         }
-    }
+    };
     TSC_PER_US.store(choice.mhz, Ordering::Relaxed);
     let c = CALIBRATION.call_once(|| Calibration { choice, windows, cpuid_mhz, rounds });
     match c.choice.source {

@@ -32,9 +32,8 @@ fn report_rate(name: &str, per_s: u64) {
 
 static BUSY_STOP: AtomicBool = AtomicBool::new(false);
 
-/// A busy target: runs code with interrupts on until told to stop.
+/// A busy target: runs code (a job runs with interrupts on) until told to stop.
 fn busy(_: usize) {
-    kernel::arch::irq::enable();
     while !BUSY_STOP.load(Ordering::Relaxed) {
         core::hint::spin_loop();
     }

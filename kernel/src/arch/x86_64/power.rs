@@ -2,7 +2,7 @@
 
 use x86_64::instructions::port::Port;
 
-pub use super::cpu::halt_forever;
+use super::cpu::halt_forever;
 use super::ports::{BOCHS_SHUTDOWN, QEMU_DEBUG_EXIT};
 
 /// The verdict a run ends with (`protocol::exit`: the value QEMU's

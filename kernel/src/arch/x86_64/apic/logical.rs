@@ -9,7 +9,6 @@
 //!   CPU ids) each get one bit of LDR bits 31:24, so one write reaches any
 //!   of them; CPUs from 8 on are reached physically, one write each.
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::icr::Destination;
@@ -51,30 +50,49 @@ pub(super) fn forget(cpu: CpuId) {
     LOGICAL.of(cpu).store(0, Ordering::SeqCst);
 }
 
-/// The fewest commands that reach exactly `targets`: one per x2APIC
-/// cluster, one for every xAPIC CPU of the flat model, one per other CPU.
-/// A CPU with no logical id yet (still starting) is reached physically.
-pub(super) fn destinations(mode: Mode, targets: &CpuSet) -> Vec<Destination> {
-    let mut out = Vec::new();
-    let mut clusters: Vec<(u32, u32)> = Vec::new();
+/// Clusters a multicast gathers before it sends the oldest: enough for
+/// any machine whose CPUs come in APIC id order, and bounded, because a
+/// fan-out may run where nothing may allocate (send-stop on a panic from
+/// inside the allocator).
+const PENDING_CLUSTERS: usize = 16;
+
+/// Hands `emit` the fewest commands that reach exactly `targets`: one per
+/// x2APIC cluster, one for every xAPIC CPU of the flat model, one per other
+/// CPU. A CPU with no logical id yet (still starting) is reached
+/// physically. Allocates nothing.
+pub(super) fn destinations(mode: Mode, targets: &CpuSet, mut emit: impl FnMut(Destination)) {
+    let cluster_of = |c: u32, members: u32| Destination::Logical((c << X2APIC_CLUSTER_SHIFT) | members);
+    let mut pending = [(0u32, 0u32); PENDING_CLUSTERS];
+    let mut n = 0;
     let mut flat = 0u32;
     for cpu in targets.iter() {
-        let logical = LOGICAL.of(cpu).load(Ordering::SeqCst);
-        match (mode, logical) {
-            (_, 0) => out.extend(topology_apic_id(cpu).map(Destination::Physical)),
+        match (mode, LOGICAL.of(cpu).load(Ordering::SeqCst)) {
+            (_, 0) => {
+                if let Some(id) = topology_apic_id(cpu) {
+                    emit(Destination::Physical(id));
+                }
+            }
             (Mode::XApic, bit) => flat |= bit,
             (Mode::X2Apic, ld) => {
-                let cluster = ld >> X2APIC_CLUSTER_SHIFT;
-                match clusters.iter_mut().find(|(c, _)| *c == cluster) {
-                    Some((_, members)) => *members |= ld & X2APIC_MEMBERS,
-                    None => clusters.push((cluster, ld & X2APIC_MEMBERS)),
+                let (cluster, member) = (ld >> X2APIC_CLUSTER_SHIFT, ld & X2APIC_MEMBERS);
+                if let Some((_, members)) = pending[..n].iter_mut().find(|(c, _)| *c == cluster) {
+                    *members |= member;
+                    continue;
                 }
+                if n == PENDING_CLUSTERS {
+                    emit(cluster_of(pending[0].0, pending[0].1));
+                    pending.copy_within(1.., 0);
+                    n -= 1;
+                }
+                pending[n] = (cluster, member);
+                n += 1;
             }
         }
     }
     if flat != 0 {
-        out.push(Destination::Logical(flat));
+        emit(Destination::Logical(flat));
     }
-    out.extend(clusters.into_iter().map(|(c, members)| Destination::Logical((c << X2APIC_CLUSTER_SHIFT) | members)));
-    out
+    for &(c, members) in &pending[..n] {
+        emit(cluster_of(c, members));
+    }
 }

@@ -252,17 +252,20 @@ fn send(what: Delivery, to: Destination) -> Result<(), SendError> {
 /// broken), so it is counted and logged here; the sender's own bounded wait
 /// for its target then reports the target as not answering.
 pub fn send_ipi(kind: IpiKind, to: ApicId) {
-    report(kind, send(Delivery::Fixed(kind.vector()), Destination::Physical(to)));
+    report(Some(kind), send(Delivery::Fixed(kind.vector()), Destination::Physical(to)));
 }
 
 /// Sends an NMI to the CPU with APIC id `to`; failures as in [`send_ipi`].
 pub fn send_nmi(to: ApicId) {
-    report("NMI", send(Delivery::Nmi, Destination::Physical(to)));
+    report(None, send(Delivery::Nmi, Destination::Physical(to)));
 }
 
-fn report(what: impl core::fmt::Debug, sent: Result<(), SendError>) {
-    if let Err(e) = sent {
-        log::warn!("{what:?} IPI not sent: {e}");
+/// Logs a failed send of `kind` (an NMI for `None`).
+fn report(kind: Option<IpiKind>, sent: Result<(), SendError>) {
+    match (sent, kind) {
+        (Ok(()), _) => {}
+        (Err(e), Some(kind)) => log::warn!("{kind:?} IPI not sent: {e}"),
+        (Err(e), None) => log::warn!("NMI not sent: {e}"),
     }
 }
 
@@ -270,15 +273,21 @@ fn report(what: impl core::fmt::Debug, sent: Result<(), SendError>) {
 /// fewest ICR writes: the all-but-self shorthand when `all_but_self` (the
 /// caller vouches that `targets` is every present CPU but this one, and
 /// every present CPU is online), else logical destinations (`logical`).
-/// Returns the writes made.
+/// Returns the writes made. Allocates nothing: send-stop fans out from the
+/// panic handler, and the panic may have come from inside the allocator.
 pub fn send_many(kind: Option<IpiKind>, targets: &CpuSet, all_but_self: bool) -> u32 {
     let what = kind.map_or(Delivery::Nmi, |k| Delivery::Fixed(k.vector()));
-    let commands =
-        if all_but_self { alloc::vec![Destination::AllButSelf] } else { logical::destinations(mode(), targets) };
-    for &to in &commands {
+    let mut writes = 0;
+    let mut write = |to| {
+        writes += 1;
         report(kind, send(what, to));
+    };
+    if all_but_self {
+        write(Destination::AllButSelf);
+    } else {
+        logical::destinations(mode(), targets, write);
     }
-    commands.len() as u32
+    writes
 }
 
 /// Whether a multicast can reach `cpu` by its logical id (see `logical`).
