@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use smp_core::{CpuId, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, PerCpu, per_cpu};
 
 /// What a CPU is doing, for watchdog and stop reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,26 +60,13 @@ pub struct CpuArea {
 // fields are immutable after setup or atomic.
 unsafe impl Sync for CpuArea {}
 
-const fn entry(i: usize) -> CpuArea {
-    CpuArea {
+per_cpu! {
+    static PER_CPU: PerCpu<CpuArea> = |cpu| CpuArea {
         self_ptr: core::ptr::null(),
-        cpu: match CpuId::new(i) {
-            Some(c) => c,
-            None => panic!("per-CPU table larger than MAX_CPUS"),
-        },
+        cpu,
         activity: AtomicU32::new(Activity::Booting as u32),
-    }
+    };
 }
-
-static PER_CPU: PerCpu<CpuArea> = PerCpu::new({
-    let mut table = [const { entry(0) }; MAX_CPUS];
-    let mut i = 0;
-    while i < MAX_CPUS {
-        table[i] = entry(i);
-        i += 1;
-    }
-    table
-});
 
 impl CpuArea {
     pub fn cpu(&self) -> CpuId {

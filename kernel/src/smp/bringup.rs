@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, CpuSet, per_cpu};
 use spin::Mutex;
 
 use super::hotplug::StepId;
@@ -35,19 +35,24 @@ enum State {
     Online = 3,
 }
 
-static STATE: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(State::Offline as u8) }; MAX_CPUS]);
-/// Index into the target steps of the step that failed.
-static FAILED_STEP: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(0) }; MAX_CPUS]);
+per_cpu! {
+    static STATE: PerCpu<AtomicU8> = AtomicU8::new(State::Offline as u8);
+}
+per_cpu! {
+    /// Index into the target steps of the step that failed.
+    static FAILED_STEP: PerCpu<AtomicU8> = AtomicU8::new(0);
+}
 static STRAY_APS: AtomicU32 = AtomicU32::new(0);
 /// Each CPU's stack (every CPU has its own; the set is a permutation). One
 /// table under one lock rather than a `PerCpu`: moving a stack from one
 /// owner to another, and checking that each has one owner, must see every
 /// CPU's entry at once.
-static STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+static STACKS: Mutex<Vec<Option<vmem::Stack>>> = Mutex::new(Vec::new());
 /// The stacks of the batch being started, by trampoline ticket, and which
-/// CPU took each ticket.
-static TICKET_STACKS: Mutex<[Option<vmem::Stack>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
-static TICKET_TAKER: Mutex<[Option<CpuId>; MAX_CPUS]> = Mutex::new([None; MAX_CPUS]);
+/// CPU took each ticket. All three are sized by [`init`] for every
+/// possible CPU.
+static TICKET_STACKS: Mutex<Vec<Option<vmem::Stack>>> = Mutex::new(Vec::new());
+static TICKET_TAKER: Mutex<Vec<Option<CpuId>>> = Mutex::new(Vec::new());
 /// Bring-up is one batch at a time (the trampoline's tickets are shared).
 static BATCH: Mutex<()> = Mutex::new(());
 
@@ -138,6 +143,10 @@ impl Options {
 
 /// Prepares the trampoline (boot CPU, once, before any AP starts).
 pub fn init() -> Result<(), &'static str> {
+    let possible = smp_core::percpu::possible();
+    STACKS.lock().resize(possible, None);
+    TICKET_STACKS.lock().resize(possible, None);
+    TICKET_TAKER.lock().resize(possible, None);
     start::prepare()
 }
 
@@ -182,7 +191,7 @@ fn launch_batch(
         report.errors.extend(batch.iter().map(|&cpu| error(cpu, "trampoline", why)));
         return;
     }
-    *TICKET_TAKER.lock() = [None; MAX_CPUS];
+    TICKET_TAKER.lock().fill(None);
     let mut go = Vec::new();
     for &cpu in batch {
         match stack_for(cpu) {
@@ -282,7 +291,7 @@ fn launch_batch(
 /// was given (a CPU that did arrive may run on it); it gets one that no CPU
 /// took instead. There are exactly as many of those as CPUs that never came.
 fn settle_stacks(go: &[CpuId]) {
-    let takers = *TICKET_TAKER.lock();
+    let takers = TICKET_TAKER.lock().clone();
     let tickets = TICKET_STACKS.lock();
     let mut stacks = STACKS.lock();
     let mut untaken = (0..go.len()).filter(|t| takers[*t].is_none());
@@ -300,7 +309,7 @@ pub fn stacks_have_one_owner() -> bool {
 
 /// The stack `cpu` owns, as (lowest usable address, top).
 pub fn stack_of(cpu: CpuId) -> Option<(u64, u64)> {
-    STACKS.lock()[cpu.index()].map(|s| (s.bottom.as_u64(), s.top.as_u64()))
+    STACKS.lock().get(cpu.index()).copied().flatten().map(|s| (s.bottom.as_u64(), s.top.as_u64()))
 }
 
 fn fail_start(cpu: CpuId, e: StartError, report: &mut Report) {

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 use crossbeam_utils::CachePadded;
 use smp_core::callq::{AsyncFn, Busy, CallQueue, CallRecord};
-use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, CpuSet, per_cpu};
 use spin::Once;
 
 use super::doorbell;
@@ -33,7 +33,9 @@ use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
 // Every per-CPU array on the call path is padded to whole cache lines: two
 // CPUs writing neighbouring entries would otherwise pass a line back and
 // forth on every call (measured: README, Performance).
-static QUEUES: PerCpu<CachePadded<CallQueue>> = PerCpu::new([const { CachePadded::new(CallQueue::new()) }; MAX_CPUS]);
+per_cpu! {
+    static QUEUES: PerCpu<CachePadded<CallQueue>> = CachePadded::new(CallQueue::new());
+}
 
 pub fn queue(cpu: CpuId) -> &'static CallQueue {
     QUEUES.of(cpu)
@@ -67,20 +69,18 @@ pub struct Counters {
     pub raced_sends: AtomicU64,
 }
 
-static COUNTERS: PerCpu<CachePadded<Counters>> = PerCpu::new(
-    [const {
-        CachePadded::new(Counters {
-            doorbells_sent: AtomicU64::new(0),
-            doorbells_received: AtomicU64::new(0),
-            doorbells_skipped: AtomicU64::new(0),
-            doorbells_polled: AtomicU64::new(0),
-            calls_run: AtomicU64::new(0),
-            watchdog_reports: AtomicU64::new(0),
-            offline_warnings: AtomicU64::new(0),
-            raced_sends: AtomicU64::new(0),
-        })
-    }; MAX_CPUS],
-);
+per_cpu! {
+    static COUNTERS: PerCpu<CachePadded<Counters>> = CachePadded::new(Counters {
+        doorbells_sent: AtomicU64::new(0),
+        doorbells_received: AtomicU64::new(0),
+        doorbells_skipped: AtomicU64::new(0),
+        doorbells_polled: AtomicU64::new(0),
+        calls_run: AtomicU64::new(0),
+        watchdog_reports: AtomicU64::new(0),
+        offline_warnings: AtomicU64::new(0),
+        raced_sends: AtomicU64::new(0),
+    });
+}
 
 pub fn counters(cpu: CpuId) -> &'static Counters {
     COUNTERS.of(cpu)
@@ -158,15 +158,13 @@ struct Waiting {
     heap_capacity: AtomicUsize,
 }
 
-static WAITING: PerCpu<CachePadded<Waiting>> = PerCpu::new(
-    [const {
-        CachePadded::new(Waiting {
-            start: AtomicPtr::new(core::ptr::null_mut()),
-            len: AtomicUsize::new(0),
-            heap_capacity: AtomicUsize::new(0),
-        })
-    }; MAX_CPUS],
-);
+per_cpu! {
+    static WAITING: PerCpu<CachePadded<Waiting>> = CachePadded::new(Waiting {
+        start: AtomicPtr::new(core::ptr::null_mut()),
+        len: AtomicUsize::new(0),
+        heap_capacity: AtomicUsize::new(0),
+    });
+}
 
 /// Registers `records` as this CPU's wait. Called with interrupts off,
 /// *before* they are queued, so no stop-machine can park this CPU with a
@@ -366,10 +364,14 @@ fn run_nowait_slot(rec: &'static CallRecord<'static>) {
     f(arg);
 }
 
-/// One slot per sender for single non-waiting calls.
-static SINGLE_SLOTS: PerCpu<NowaitSlot> = PerCpu::new([const { NowaitSlot::new() }; MAX_CPUS]);
-/// Per sender, one slot per target, made on the sender's first `call_many_nowait`.
-static MANY_SLOTS: PerCpu<Once<Box<[NowaitSlot]>>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
+per_cpu! {
+    /// One slot per sender for single non-waiting calls.
+    static SINGLE_SLOTS: PerCpu<NowaitSlot> = NowaitSlot::new();
+}
+per_cpu! {
+    /// Per sender, one slot per target, made on the sender's first `call_many_nowait`.
+    static MANY_SLOTS: PerCpu<Once<Box<[NowaitSlot]>>> = Once::new();
+}
 
 /// Claims `slot` (waiting, with the watchdog, while its last call is still
 /// unread), then queues `f(arg)` on `cpu`. Claim and queue are one step
@@ -478,7 +480,7 @@ pub fn call_many<F: Fn() + Sync>(mask: &CpuSet, name: &'static str, include_self
 }
 
 fn many_slots(sender: CpuId) -> &'static [NowaitSlot] {
-    MANY_SLOTS.of(sender).call_once(|| (0..MAX_CPUS).map(|_| NowaitSlot::new()).collect())
+    MANY_SLOTS.of(sender).call_once(|| (0..smp_core::percpu::possible()).map(|_| NowaitSlot::new()).collect())
 }
 
 /// Makes `sender`'s slots for [`call_many_nowait`] now, not at its first

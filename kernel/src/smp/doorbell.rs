@@ -23,7 +23,7 @@ use core::sync::atomic::Ordering;
 
 use crossbeam_utils::CachePadded;
 use smp_core::poll::PollFlag;
-use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, CpuSet, per_cpu};
 
 use super::{calls, fanout};
 use crate::arch::ipi::{self, IpiKind};
@@ -31,9 +31,11 @@ use crate::hooks::{self, points};
 use crate::percpu;
 use crate::percpu::ThisCpu;
 
-/// Per CPU: "polling my queue in idle, no doorbell needed". Each on its own
-/// cache line: every sender to a CPU reads its flag.
-static POLL_FLAGS: PerCpu<CachePadded<PollFlag>> = PerCpu::new([const { CachePadded::new(PollFlag::new()) }; MAX_CPUS]);
+per_cpu! {
+    /// Per CPU: "polling my queue in idle, no doorbell needed". Each on its own
+    /// cache line: every sender to a CPU reads its flag.
+    static POLL_FLAGS: PerCpu<CachePadded<PollFlag>> = CachePadded::new(PollFlag::new());
+}
 
 /// Sends `cpu` the CALL_FUNCTION IPI, unconditionally. Senders go through
 /// [`after_push`]; the watchdog rings again this way.

@@ -11,14 +11,16 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use smp_core::{CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuSet, per_cpu};
 
 use crate::arch::ipi::{self, Fanout, IpiKind};
 use crate::hooks::{self, Action, points};
 use crate::percpu::{self, ThisCpu};
 
-/// Broadcasts each CPU sent (tests and the console).
-static BROADCASTS: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// Broadcasts each CPU sent (tests and the console).
+    static BROADCASTS: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
 
 pub fn broadcasts(cpu: smp_core::CpuId) -> u64 {
     BROADCASTS.of(cpu).load(Ordering::Relaxed)

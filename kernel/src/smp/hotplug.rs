@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, CpuSet, per_cpu};
 use spin::Mutex;
 
 use super::{bringup, calls, stop_machine};
@@ -373,12 +373,18 @@ fn run_dying_steps(cpu: CpuId) {
     DYING.of(cpu).store(1, Ordering::SeqCst);
 }
 
-/// Set while a CPU has run its dying steps and not parked yet.
-static DYING: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
-static PARKED: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
-/// Set from the start of a down until the CPU parks (or the down failed
-/// with the CPU still online).
-static DOWN_PENDING: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
+per_cpu! {
+    /// Set while a CPU has run its dying steps and not parked yet.
+    static DYING: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
+per_cpu! {
+    static PARKED: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
+per_cpu! {
+    /// Set from the start of a down until the CPU parks (or the down failed
+    /// with the CPU still online).
+    static DOWN_PENDING: PerCpu<AtomicBool> = AtomicBool::new(false);
+}
 
 /// Called by the stop-machine IPI handler after the machine restarted:
 /// parks this CPU if it was the one taken down.

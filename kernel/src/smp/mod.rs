@@ -32,6 +32,9 @@ pub static ACTIVE: AtomicCpuSet = AtomicCpuSet::new();
 /// (unless `smp.boot_aps=0`) every other present CPU.
 pub fn init_boot_cpu() {
     let found = platform::init_boot_cpu();
+    // Before any other CPU's slot is used: every per-CPU store gets a slot
+    // for each CPU the firmware lists.
+    smp_core::percpu::size_all(found.possible.iter().last().map_or(1, |c| c.index() + 1));
     for c in found.possible.iter() {
         POSSIBLE.insert(c);
     }

@@ -5,9 +5,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::ipi::{self, IpiKind};
 use crate::percpu::ThisCpu;
-use smp_core::{CpuId, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, per_cpu};
 
-static RECEIVED: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+per_cpu! {
+    static RECEIVED: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
 
 pub fn on_ping() {
     RECEIVED.this().fetch_add(1, Ordering::SeqCst);

@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{AtomicCpuSet, CpuId, CpuSet, per_cpu};
 
 use crate::arch::cpu::{self, Registers};
 use crate::arch::ipi::IpiKind;
@@ -63,8 +63,12 @@ static STOPPER: AtomicU32 = AtomicU32::new(NOBODY);
 static REASON_CRASH: AtomicBool = AtomicBool::new(false);
 /// The attempt in progress (0: none).
 static ATTEMPT: AtomicU32 = AtomicU32::new(0);
-static METHOD: PerCpu<AtomicU8> = PerCpu::new([const { AtomicU8::new(0) }; MAX_CPUS]);
-static STOPPED_AT: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+per_cpu! {
+    static METHOD: PerCpu<AtomicU8> = AtomicU8::new(0);
+}
+per_cpu! {
+    static STOPPED_AT: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
 /// One CPU's crash record, written by that CPU as it stops (`ip` last: a
 /// reader that sees it nonzero sees the rest).
 struct RecordSlot {
@@ -75,17 +79,15 @@ struct RecordSlot {
     frame_pointer: AtomicU64,
 }
 
-static RECORDS: PerCpu<RecordSlot> = PerCpu::new(
-    [const {
-        RecordSlot {
-            ip: AtomicU64::new(0),
-            sp: AtomicU64::new(0),
-            flags: AtomicU64::new(0),
-            was: AtomicU32::new(0),
-            frame_pointer: AtomicU64::new(0),
-        }
-    }; MAX_CPUS],
-);
+per_cpu! {
+    static RECORDS: PerCpu<RecordSlot> = RecordSlot {
+        ip: AtomicU64::new(0),
+        sp: AtomicU64::new(0),
+        flags: AtomicU64::new(0),
+        was: AtomicU32::new(0),
+        frame_pointer: AtomicU64::new(0),
+    };
+}
 
 /// The outcome of [`stop_other_cpus`].
 #[derive(Clone, Copy, Debug)]

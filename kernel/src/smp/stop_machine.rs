@@ -25,13 +25,18 @@
 //! time slices (README, Performance). The controller never halts: it
 //! watches the deadline.
 
+// A `StopError` carries the CPUs that did not ack: a `CpuSet`, 512 bytes at
+// 4096 CPUs. It is returned only when a stop-machine failed, so its size
+// costs nothing on the path that matters.
+#![allow(clippy::result_large_err)]
+
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 pub use smp_core::lockstep::Phase as State;
 use smp_core::lockstep::{Ack, Lockstep, NoAbort};
 use smp_core::sleep::{Sleeper, WakeSeq};
-use smp_core::{AtomicCpuSet, CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{AtomicCpuSet, CpuId, CpuSet, per_cpu};
 use spin::{Mutex, Once};
 
 use crate::arch::ipi::IpiKind;
@@ -71,21 +76,29 @@ static CONTROL: Control = Control {
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-/// Per CPU: the generation in whose RUN state it saw its interrupts off
-/// (for tests and reports). A CPU that was no participant keeps an older
-/// one, so it never counts for the last run.
-static IRQS_OFF_IN_RUN: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// Per CPU: the generation in whose RUN state it saw its interrupts off
+    /// (for tests and reports). A CPU that was no participant keeps an older
+    /// one, so it never counts for the last run.
+    static IRQS_OFF_IN_RUN: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
 static RUNS: AtomicU64 = AtomicU64::new(0);
-/// Per CPU: the generation whose DISABLE_IRQ state it has acked.
-static ACKED_DISABLE_IRQ: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
-/// Per CPU: the generation it takes part in. A STOP_MACHINE IPI taken while
-/// it already does (one left over from an aborted run, taken late, makes it
-/// join the next run; that run's own IPI then arrives in PREPARE, when
-/// interrupts are on) must not make it join twice.
-static JOINED: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
-/// Per CPU: the last (generation, state) it acked, as [`ack_key`]: an ack
-/// counts once per CPU per state per generation.
-static LAST_ACK: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// Per CPU: the generation whose DISABLE_IRQ state it has acked.
+    static ACKED_DISABLE_IRQ: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
+per_cpu! {
+    /// Per CPU: the generation it takes part in. A STOP_MACHINE IPI taken while
+    /// it already does (one left over from an aborted run, taken late, makes it
+    /// join the next run; that run's own IPI then arrives in PREPARE, when
+    /// interrupts are on) must not make it join twice.
+    static JOINED: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
+per_cpu! {
+    /// Per CPU: the last (generation, state) it acked, as [`ack_key`]: an ack
+    /// counts once per CPU per state per generation.
+    static LAST_ACK: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
 /// STOP_MACHINE IPIs ignored because their CPU already took part in that
 /// generation, and second acks refused (a protocol error if ever non-zero).
 static STALE_IPIS: AtomicU64 = AtomicU64::new(0);
@@ -146,13 +159,19 @@ fn spin_us() -> u64 {
     *SPIN_US.call_once(|| crate::params::get_u64("stop_machine.spin_us", 10))
 }
 
-/// Per CPU: "halted (or about to be) until the state changes".
-static SLEEPERS: PerCpu<CachePadded<Sleeper>> = PerCpu::new([const { CachePadded::new(Sleeper::new()) }; MAX_CPUS]);
+per_cpu! {
+    /// Per CPU: "halted (or about to be) until the state changes".
+    static SLEEPERS: PerCpu<CachePadded<Sleeper>> = CachePadded::new(Sleeper::new());
+}
 /// Bumped on every change waiters wait for: a new state, or an abort.
 static WAKES: WakeSeq = WakeSeq::new();
-/// Per CPU: wake-up NMIs sent to it, and those its NMI handler claimed.
-static WAKE_NMIS_SENT: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
-static WAKE_NMIS_CLAIMED: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// Per CPU: wake-up NMIs sent to it, and those its NMI handler claimed.
+    static WAKE_NMIS_SENT: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
+per_cpu! {
+    static WAKE_NMIS_CLAIMED: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
 /// Halts of waiters (reports and tests).
 static HALTS: AtomicU64 = AtomicU64::new(0);
 

@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
-use smp_core::{CpuId, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, per_cpu};
 
 const FREE: u8 = 0;
 const QUEUED: u8 = 1;
@@ -19,11 +19,10 @@ struct Slot {
     arg: AtomicUsize,
 }
 
-/// Padded: a polling CPU reads its own slot on every spin.
-static SLOTS: PerCpu<CachePadded<Slot>> = PerCpu::new(
-    [const { CachePadded::new(Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) }) };
-        MAX_CPUS],
-);
+per_cpu! {
+    /// Padded: a polling CPU reads its own slot on every spin.
+    static SLOTS: PerCpu<CachePadded<Slot>> = CachePadded::new(Slot { state: AtomicU8::new(FREE), func: AtomicUsize::new(0), arg: AtomicUsize::new(0) });
+}
 
 /// Why a job was not started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

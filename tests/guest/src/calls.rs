@@ -205,7 +205,7 @@ fn call_to_an_offline_cpu_fails_and_runs_nothing() -> Outcome {
 
 fn set_call_skips_offline_cpus_and_runs_once_each() -> Outcome {
     let offline = all_but_last_online()?;
-    let counts: [AtomicU32; smp_core::MAX_CPUS] = [const { AtomicU32::new(0) }; smp_core::MAX_CPUS];
+    let counts: Vec<AtomicU32> = (0..smp_core::percpu::possible()).map(|_| AtomicU32::new(0)).collect();
     let all = smp::PRESENT.snapshot();
     let ran = calls::call_many(&all, "count", true, &|| {
         counts[percpu::current_cpu().index()].fetch_add(1, Ordering::SeqCst);

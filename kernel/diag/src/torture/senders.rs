@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smp_core::callq::{AsyncFn, CallRecord};
-use smp_core::{MAX_CPUS, PerCpu};
+use smp_core::{per_cpu};
 use spin::Once;
 
 use super::ledger::{self, Ledger, SEQ_BITS};
@@ -92,12 +92,14 @@ fn async_ran(rec: &'static CallRecord<'static>) {
     ledger::ran_async(ASYNC, cpu(index / n), cpu(index % n));
 }
 
-/// Per sender, the run counts of its set calls, made once: a sender taken
-/// down in the middle of a call must not leave an allocation behind.
-static MANY_COUNTS: PerCpu<Once<Box<[AtomicU32]>>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
+per_cpu! {
+    /// Per sender, the run counts of its set calls, made once: a sender taken
+    /// down in the middle of a call must not leave an allocation behind.
+    static MANY_COUNTS: PerCpu<Once<Box<[AtomicU32]>>> = Once::new();
+}
 
 fn many_counts(sender: CpuId) -> &'static [AtomicU32] {
-    MANY_COUNTS.of(sender).call_once(|| (0..MAX_CPUS).map(|_| AtomicU32::new(0)).collect())
+    MANY_COUNTS.of(sender).call_once(|| (0..smp_core::percpu::possible()).map(|_| AtomicU32::new(0)).collect())
 }
 
 /// Everything a sender on `cpu` will use, made before the run measures the

@@ -12,7 +12,7 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
 use crate::mem::vmem::{self, Stack};
-use smp_core::{CpuId, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, per_cpu};
 
 /// IST slots (the TSS's IST1..IST7 are indexed 0..6 here, as in `x86_64`).
 pub const IST_DOUBLE_FAULT: u16 = 0;
@@ -26,7 +26,9 @@ pub struct CpuTables {
     pub ist: [Stack; IST_COUNT],
 }
 
-static TABLES: PerCpu<Once<CpuTables>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
+per_cpu! {
+    static TABLES: PerCpu<Once<CpuTables>> = Once::new();
+}
 
 /// Builds and loads this CPU's GDT and TSS. The tables live forever (a CPU
 /// that goes offline and comes back reuses them).
@@ -63,7 +65,9 @@ struct Selectors {
 
 /// Every CPU's GDT has the same layout, so one set of selectors serves all.
 static SELECTORS: Once<Selectors> = Once::new();
-static GDTS: PerCpu<Once<&'static GlobalDescriptorTable>> = PerCpu::new([const { Once::new() }; MAX_CPUS]);
+per_cpu! {
+    static GDTS: PerCpu<Once<&'static GlobalDescriptorTable>> = Once::new();
+}
 
 fn reload(cpu: CpuId) -> Result<(), &'static str> {
     let gdt = GDTS.of(cpu).get().ok_or("GDT missing")?;

@@ -5,13 +5,15 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::percpu::ThisCpu;
-use smp_core::{CpuId, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, per_cpu};
 use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
-/// Which CPUs have loaded the IDT (observable from other CPUs).
-static LOADED: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
+per_cpu! {
+    /// Which CPUs have loaded the IDT (observable from other CPUs).
+    static LOADED: PerCpu<AtomicBool> = AtomicBool::new(false);
+}
 
 /// Loads the IDT on this CPU, building it on first use.
 pub fn load() {

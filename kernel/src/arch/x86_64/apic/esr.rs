@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::regs::Access;
 use crate::percpu::ThisCpu;
-use smp_core::{MAX_CPUS, PerCpu};
+use smp_core::{per_cpu};
 
 /// ESR bits, SDM vol. 3, figure 11-9.
 const SEND_CHECKSUM: u32 = 1 << 0;
@@ -67,8 +67,10 @@ impl fmt::Display for Errors {
     }
 }
 
-/// What each CPU's latches saw and nobody has taken yet.
-static SEEN: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// What each CPU's latches saw and nobody has taken yet.
+    static SEEN: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
 
 fn seen_here() -> &'static AtomicU32 {
     SEEN.this()

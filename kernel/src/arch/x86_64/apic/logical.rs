@@ -14,10 +14,12 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::icr::Destination;
 use super::regs::{self, Access};
 use super::{Mode, topology_apic_id};
-use smp_core::{CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{CpuId, CpuSet, per_cpu};
 
-/// Each CPU's logical id once its APIC is set up; 0 for none.
-static LOGICAL: PerCpu<AtomicU32> = PerCpu::new([const { AtomicU32::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// Each CPU's logical id once its APIC is set up; 0 for none.
+    static LOGICAL: PerCpu<AtomicU32> = AtomicU32::new(0);
+}
 
 /// The xAPIC flat model has one bit per CPU in an 8-bit field.
 const XAPIC_FLAT_CPUS: usize = 8;

@@ -25,7 +25,7 @@ use self::icr::{Delivery, Destination};
 use self::regs::{Access, LVT_DELIVERY_NMI, LVT_MASKED, SVR_ENABLE};
 use super::vectors::{self, IpiKind};
 use crate::percpu::{self, ThisCpu};
-use smp_core::{ApicId, CpuId, CpuSet, MAX_CPUS, PerCpu};
+use smp_core::{ApicId, CpuId, CpuSet, per_cpu};
 
 /// Which flavour of APIC the machine runs, decided once on the boot CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +42,12 @@ struct Slot(UnsafeCell<Option<LocalApic>>);
 // the running CPU) with interrupts off, so accesses never overlap.
 unsafe impl Sync for Slot {}
 
-static LAPICS: PerCpu<Slot> = PerCpu::new([const { Slot(UnsafeCell::new(None)) }; MAX_CPUS]);
-static ENABLED: PerCpu<AtomicBool> = PerCpu::new([const { AtomicBool::new(false) }; MAX_CPUS]);
+per_cpu! {
+    static LAPICS: PerCpu<Slot> = Slot(UnsafeCell::new(None));
+}
+per_cpu! {
+    static ENABLED: PerCpu<AtomicBool> = AtomicBool::new(false);
+}
 
 pub fn mode() -> Mode {
     MODE.get().map_or(Mode::XApic, |m| m.0)
@@ -219,8 +223,10 @@ pub fn send_failures() -> u64 {
     SEND_FAILURES.load(Ordering::Relaxed)
 }
 
-/// ICR writes each CPU made: the cost of its fan-outs (docs/rules.md#fan-out-1).
-static ICR_WRITES: PerCpu<AtomicU64> = PerCpu::new([const { AtomicU64::new(0) }; MAX_CPUS]);
+per_cpu! {
+    /// ICR writes each CPU made: the cost of its fan-outs (docs/rules.md#fan-out-1).
+    static ICR_WRITES: PerCpu<AtomicU64> = AtomicU64::new(0);
+}
 
 pub fn icr_writes(cpu: CpuId) -> u64 {
     ICR_WRITES.of(cpu).load(Ordering::Relaxed)
