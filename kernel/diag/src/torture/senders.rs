@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smp_core::callq::{AsyncFn, CallRecord};
-use smp_core::{per_cpu};
+use smp_core::per_cpu;
 use spin::Once;
 
 use super::ledger::{self, Ledger, SEQ_BITS};

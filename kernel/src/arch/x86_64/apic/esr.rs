@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::regs::Access;
 use crate::percpu::ThisCpu;
-use smp_core::{per_cpu};
+use smp_core::per_cpu;
 
 /// ESR bits, SDM vol. 3, figure 11-9.
 const SEND_CHECKSUM: u32 = 1 << 0;
