@@ -18,6 +18,7 @@ use kernel::smp::hotplug::StepId;
 use kernel::smp::hotplug::{self, CpuState, HotplugError};
 use kernel::smp::{self, doorbell, ping, stop_machine};
 use kernel::{CpuId, CpuSet};
+use smp_core::AtomicCpuSet;
 use smp_core::callq::{AsyncFn, CallRecord};
 
 pub const TESTS: &[Test] = &[
@@ -353,18 +354,16 @@ fn a_failing_step_rolls_back_in_both_directions() -> Outcome {
     Ok(())
 }
 
-static RAN_ON: AtomicU64 = AtomicU64::new(0);
-
 fn stop_machine_runs_with_every_other_cpu_irqs_off() -> Outcome {
     let x = last_online()?;
-    RAN_ON.store(0, Ordering::SeqCst);
+    let ran_on = AtomicCpuSet::new();
     let irq_on_in_f = AtomicBool::new(true);
     stop_machine::stop_machine(&CpuSet::single(x), &|cpu| {
-        RAN_ON.fetch_or(1 << cpu.index(), Ordering::SeqCst);
+        ran_on.insert(cpu);
         irq_on_in_f.store(x86_64::instructions::interrupts::are_enabled(), Ordering::SeqCst);
     })
     .map_err(err)?;
-    kassert_eq!(RAN_ON.load(Ordering::SeqCst), 1 << x.index());
+    kassert_eq!(ran_on.snapshot(), CpuSet::single(x));
     kassert!(!irq_on_in_f.load(Ordering::SeqCst));
     for cpu in smp::ONLINE.snapshot().iter() {
         kassert!(stop_machine::irqs_were_off_in_run(cpu), "{cpu} had interrupts on in RUN");

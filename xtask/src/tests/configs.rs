@@ -101,12 +101,18 @@ fn the_grid_is_every_machine_firmware_cpu_count_and_apic_mode() {
             }
         }
     }
-    for special in
-        ["pc-bios-maxcpus", "q35-bios-smp300-x2apic", "bochs-smp4-xapic", "bochs-smp4-x2apic", "usb-bios", "usb-uefi"]
-    {
+    for special in [
+        "pc-bios-maxcpus",
+        "q35-bios-smp300-x2apic",
+        "q35-bios-smp1024-x2apic",
+        "bochs-smp4-xapic",
+        "bochs-smp4-x2apic",
+        "usb-bios",
+        "usb-uefi",
+    ] {
         assert!(names.contains(special), "{special} missing");
     }
-    assert_eq!(configs().len(), 40 + 6);
+    assert_eq!(configs().len(), 40 + 7);
     for c in configs() {
         split_smp(&c.smp).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert!(!c.description.is_empty() && !c.tests.is_empty(), "{}", c.name);
