@@ -29,9 +29,17 @@ pub mod names {
     /// The floor: a ping-pong between two CPUs through shared memory, no IPI.
     pub const FLOOR: &str = "floor_pingpong";
     pub const IPI_ROUNDTRIP: &str = "ipi_roundtrip";
+    /// An IPI a CPU sends itself, to its handler and back: the interrupt
+    /// controller's own cost (ICR write, delivery, EOI) with no second vCPU
+    /// to wake, for telling the emulator's cross-CPU cost from the kernel's
+    /// send path (README, Performance).
+    pub const IPI_SELF: &str = "ipi_self";
     pub const CALL_SINGLE_SYNC: &str = "call_single_sync";
     /// A synchronous call to a CPU that runs code with interrupts on.
     pub const CALL_SINGLE_BUSY: &str = "call_single_busy";
+    /// A synchronous call to a CPU that polls its queue (`idle=poll`'s wait),
+    /// measured in every boot whatever its idle mode.
+    pub const CALL_SINGLE_POLL: &str = "call_single_poll";
     pub const ASYNC_ONE_SENDER: &str = "async_throughput_one_sender";
     pub const ASYNC_ALL_SENDERS: &str = "async_throughput_all_senders";
     pub const CALL_ALL_WAIT: &str = "call_all_wait";

@@ -86,10 +86,10 @@ pub fn idle() -> ! {
             worker::run_pending(me);
             poll_first = true;
         } else if mode == IdleMode::Poll {
-            poll_for_work(me, None);
+            poll_for_work(me, None, &|| worker::is_free(me));
         } else if mode == IdleMode::HaltPoll && poll_first {
             // A call found by the last look is work too: poll once more.
-            poll_first = poll_for_work(me, Some(poll_window_us())) > 0;
+            poll_first = poll_for_work(me, Some(poll_window_us()), &|| worker::is_free(me)) > 0;
         } else {
             // `sti; hlt` is atomic: a wake-up IPI cannot slip in between.
             irq::enable_and_halt();
@@ -98,7 +98,16 @@ pub fn idle() -> ! {
     }
 }
 
-/// Polls, interrupts on, until a job is waiting (or, with a `window`, until
+/// Polls for calls as `idle=poll` does, until `stop()`, whatever the boot's
+/// idle mode: a benchmark's polling target, measured in the same boot as a
+/// halted one. Called from a job, interrupts on.
+pub fn poll_until(stop: &dyn Fn() -> bool) {
+    irq::disable();
+    poll_for_work(percpu::current_cpu(), None, &|| !stop());
+    irq::enable();
+}
+
+/// Polls, interrupts on, while `keep_going()` (or, with a `window`, until
 /// that many µs pass without a call), running every call found on the queue
 /// as it comes (interrupts off, as a doorbell's handler would). The flag
 /// stays up while the calls run: the CPU keeps looking at its queue, which
@@ -106,13 +115,13 @@ pub fn idle() -> ! {
 /// flag per call would cost every sender a cache-line transfer. Entered and
 /// left with interrupts off; on the way out it stops polling, which runs any
 /// call queued meanwhile: returns how many that last look ran.
-fn poll_for_work(me: CpuId, window: Option<u64>) -> usize {
+fn poll_for_work(me: CpuId, window: Option<u64>, keep_going: &dyn Fn() -> bool) -> usize {
     let queue = calls::queue(me);
     let mut quiet = window.map(Deadline::after_us);
     let mut spins = 0u32;
     doorbell::start_polling();
     irq::enable();
-    while worker::is_free(me) {
+    while keep_going() {
         if queue.is_empty() {
             core::hint::spin_loop();
             spins = spins.wrapping_add(1);

@@ -5,10 +5,12 @@
 //! is one `protocol::bench` line.
 //!
 //! A call's cost depends on what its target is doing, so calls are measured
-//! against each target state a peer's figure may have: *busy* (running code
-//! with interrupts on, `*_busy`) and *idle*, in the boot's idle mode
-//! (`halt` or `poll`, named in the `@@BENCH-INFO` line). `ipi_roundtrip` to
-//! an idle target is the host's own floor for waking it.
+//! against each target state a peer's figure may have, in one boot: *busy*
+//! (running code with interrupts on, `*_busy`), *polling* (waiting for calls
+//! the way `idle=poll` does, `*_poll`) and *idle*, in the boot's idle mode
+//! (`halt` by default, named in the `@@BENCH-INFO` line). `ipi_roundtrip` to
+//! an idle target is the host's own floor for waking it; `ipi_self` is the
+//! interrupt controller's cost with no second vCPU involved.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,10 +41,20 @@ fn busy(_: usize) {
     }
 }
 
+/// A polling target: waits for calls as an idle CPU in `idle=poll` does.
+fn polling(_: usize) {
+    smp::idle::poll_until(&|| BUSY_STOP.load(Ordering::Relaxed));
+}
+
 /// Runs `measure` while every CPU of `cpus` is busy.
 fn while_busy(cpus: &[CpuId], measure: impl FnOnce()) {
+    while_running(busy, cpus, measure);
+}
+
+/// Runs `measure` while every CPU of `cpus` runs `job` (until `BUSY_STOP`).
+fn while_running(job: fn(usize), cpus: &[CpuId], measure: impl FnOnce()) {
     BUSY_STOP.store(false, Ordering::SeqCst);
-    let started: Vec<CpuId> = cpus.iter().copied().filter(|&c| worker::spawn(c, busy, 0).is_ok()).collect();
+    let started: Vec<CpuId> = cpus.iter().copied().filter(|&c| worker::spawn(c, job, 0).is_ok()).collect();
     measure();
     BUSY_STOP.store(true, Ordering::SeqCst);
     time::wait_until(2_000_000, || started.iter().all(|c| worker::is_free(*c)));
@@ -113,9 +125,9 @@ fn throughput(partner: CpuId) {
     report_rate(names::ASYNC_ALL_SENDERS, total * 1_000_000 / us);
 }
 
-fn hotplug_cycles(victim: CpuId) {
+fn hotplug_cycles(victim: CpuId, cycles: usize) {
     let (mut down, mut up, mut cycle) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..20 {
+    for _ in 0..cycles {
         let t0 = time::rdtsc();
         if hotplug::cpu_down(victim).is_err() {
             break;
@@ -134,8 +146,8 @@ fn hotplug_cycles(victim: CpuId) {
     report(names::HOTPLUG_CYCLE, cycle);
 }
 
-fn bring_up(aps: &CpuSet) {
-    for (name, parallel) in [(names::BRINGUP_ONE_BY_ONE, false), (names::BRINGUP_PARALLEL, true)] {
+fn bring_up(aps: &CpuSet, kinds: &[(&str, bool)]) {
+    for &(name, parallel) in kinds {
         for cpu in aps.iter() {
             let _ = hotplug::cpu_down(cpu);
         }
@@ -146,6 +158,32 @@ fn bring_up(aps: &CpuSet) {
         hotplug::finish_boot_bringup(&r.started);
         report(name, if r.errors.is_empty() { alloc::vec![elapsed] } else { Vec::new() });
     }
+}
+
+/// With `bench.scale=1`: only what must grow sub-linearly with the CPU
+/// count, with few samples, so that a boot of 1024 CPUs finishes in
+/// minutes: a call to every CPU, a stop-machine of every CPU, a hotplug
+/// cycle and a parallel bring-up of every AP.
+fn scale(me: CpuId, online: &CpuSet) -> ! {
+    report(
+        names::CALL_ALL_WAIT,
+        sample(20, || {
+            calls::call_all("bench-all", false, &|| {});
+        }),
+    );
+    report(
+        names::STOP_MACHINE_ALL,
+        sample(10, || {
+            let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
+        }),
+    );
+    let aps = online.difference(&CpuSet::single(me));
+    if let Some(victim) = aps.iter().last() {
+        hotplug_cycles(victim, 3);
+    }
+    bring_up(&aps, &[(names::BRINGUP_PARALLEL, true)]);
+    println_raw!("{}", Line::<&str>::Done);
+    power::exit(power::ExitCode::Success)
 }
 
 /// Runs every measurement and ends the run.
@@ -160,10 +198,19 @@ pub fn run() -> ! {
         power::exit(power::ExitCode::Failure);
     };
     floor(partner);
+    if kernel::params::get_bool("bench.scale", false) {
+        scale(me, &online);
+    }
     report(
         names::IPI_ROUNDTRIP,
         sample(1000, || {
             ping::ping(partner, 1_000_000);
+        }),
+    );
+    report(
+        names::IPI_SELF,
+        sample(1000, || {
+            ping::ping(me, 1_000_000);
         }),
     );
     report(
@@ -177,6 +224,14 @@ pub fn run() -> ! {
             names::CALL_SINGLE_BUSY,
             sample(1000, || {
                 let _ = calls::call_single(partner, "bench-sync-busy", &|| {});
+            }),
+        );
+    });
+    while_running(polling, &[partner], || {
+        report(
+            names::CALL_SINGLE_POLL,
+            sample(1000, || {
+                let _ = calls::call_single(partner, "bench-sync-poll", &|| {});
             }),
         );
     });
@@ -203,9 +258,9 @@ pub fn run() -> ! {
         }),
     );
     let victim = online.iter().filter(|c| *c != me).last().unwrap_or(partner);
-    hotplug_cycles(victim);
+    hotplug_cycles(victim, 20);
     let aps = online.difference(&CpuSet::single(me));
-    bring_up(&aps);
+    bring_up(&aps, &[(names::BRINGUP_ONE_BY_ONE, false), (names::BRINGUP_PARALLEL, true)]);
     println_raw!("{}", Line::<&str>::Done);
     power::exit(power::ExitCode::Success)
 }
