@@ -3,12 +3,13 @@
 //! Every line is formatted on the stack first and written whole under a lock
 //! that records its owner CPU. The lock never deadlocks a crashing kernel:
 //! the owner re-entering (a panic or NMI in the middle of a line) writes
-//! straight through, and a CPU that waits past a bound breaks the lock.
+//! straight through, and a CPU that sees no line finished for a bound breaks
+//! the lock.
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::LSR;
@@ -19,7 +20,8 @@ use crate::percpu;
 use crate::time;
 
 const NO_OWNER: u32 = u32::MAX;
-/// How long a CPU waits for another CPU's line before breaking the lock.
+/// How long a CPU waits for the console to finish a line before breaking
+/// the lock.
 const LOCK_BREAK_US: u64 = 200_000;
 const LINE_MAX: usize = 1024;
 
@@ -31,6 +33,9 @@ unsafe impl Sync for Serial {}
 
 static SERIAL: Serial = Serial(UnsafeCell::new(None));
 static OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
+/// Lines written so far: a waiter breaks the lock only when no line has
+/// been finished for `LOCK_BREAK_US`.
+static LINES: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// Opens COM1. Without a working port (hardware with no serial) the log is
@@ -121,9 +126,18 @@ fn write_bytes(bytes: &[u8]) {
     x86_64::instructions::interrupts::disable();
     let reentered = OWNER.load(Ordering::Relaxed) == me;
     if !reentered {
-        let deadline = time::Deadline::after_us(LOCK_BREAK_US);
+        // The bound runs from the last line anyone finished: with a thousand
+        // CPUs logging at once a CPU may wait far longer than the bound for
+        // its turn, and breaking a lock that is still moving would mix the
+        // lines byte by byte.
+        let mut seen = (OWNER.load(Ordering::Relaxed), LINES.load(Ordering::Relaxed));
+        let mut deadline = time::Deadline::after_us(LOCK_BREAK_US);
         while OWNER.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            if deadline.expired() {
+            let now = (OWNER.load(Ordering::Relaxed), LINES.load(Ordering::Relaxed));
+            if now != seen {
+                seen = now;
+                deadline = time::Deadline::after_us(LOCK_BREAK_US);
+            } else if deadline.expired() {
                 // The owner is stuck (halted mid-line or spinning with the
                 // lock): a late log line beats a hung machine.
                 OWNER.store(me, Ordering::Relaxed);
@@ -155,6 +169,7 @@ fn write_bytes(bytes: &[u8]) {
         }
     }
     if !reentered {
+        LINES.fetch_add(1, Ordering::Relaxed);
         OWNER.store(NO_OWNER, Ordering::Release);
     }
     if irq_were_on {

@@ -54,6 +54,9 @@ pub mod points {
     /// `smp/fanout.rs`: Fail makes a fan-out broadcast to every CPU but the
     /// sender even when some present CPU is not online.
     pub const FANOUT_FORCE_BROADCAST: Point = Point("fanout.force-broadcast");
+    /// `smp/calls.rs`, a call's waiter that marked its record sleeping and
+    /// is about to halt, interrupts off: the release may come here.
+    pub const CALLS_WAITER_BEFORE_HALT: Point = Point("calls.waiter-before-halt");
     /// `smp/doorbell.rs`, an idle CPU about to stop polling.
     pub const IDLE_STOP_POLLING: Point = Point("idle.stop-polling");
     /// `smp/hotplug.rs`: Fail skips a parking CPU's offline window.

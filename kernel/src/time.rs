@@ -137,6 +137,20 @@ impl Deadline {
         rdtsc() >= self.end
     }
 
+    /// The timestamp it expires at (what an alarm is set to).
+    pub fn timestamp(&self) -> u64 {
+        self.end
+    }
+
+    /// The deadline `us` microseconds after this one started.
+    pub fn from_start_us(&self, us: u64) -> Deadline {
+        let rate = match tsc_per_us() {
+            0 => 1000,
+            r => r,
+        };
+        Deadline { start: self.start, end: self.start.saturating_add(us.saturating_mul(rate)) }
+    }
+
     pub fn elapsed_us(&self) -> u64 {
         ticks_to_us(rdtsc().saturating_sub(self.start))
     }

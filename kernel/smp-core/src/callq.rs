@@ -22,6 +22,9 @@ use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, UnsafeCell, const_unless_loom
 
 /// The record is in flight: queued, or taken and not yet released.
 const LOCKED: u32 = 1;
+/// Its waiter may be halted: whoever releases the record must wake the
+/// sender ([`CallRecord::mark_sleeping`]).
+const SLEEPING: u32 = 2;
 
 /// [`CallRecord::try_lock`] found the record still in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +136,25 @@ impl<'a> CallRecord<'a> {
         // Acquire: pairs with the release, so a caller that sees `false`
         // also sees every write a SYNC function made.
         self.flags.load(Acquire) & LOCKED != 0
+    }
+
+    /// For a waiter about to halt (interrupts off): marks the record so that
+    /// its release wakes the sender, and says whether it is still in flight.
+    /// `false`: already released, do not halt. `true`: the release has not
+    /// happened, and when it does, its [`Batch::run_waking`] calls the waker
+    /// for this record's sender. Mark and release are read-modify-writes of
+    /// the same word, so one of the two always sees the other: no wake-up is
+    /// lost (`tests/callq_loom.rs`).
+    pub fn mark_sleeping(&self) -> bool {
+        // Acquire: when it finds the record released, the caller returns
+        // and must see the function's writes, as `is_locked` would.
+        self.flags.fetch_or(SLEEPING, Acquire) & LOCKED != 0
+    }
+
+    /// Awake again while the record may still be in flight: its release
+    /// need not wake anyone now (a wake-up sent anyway is harmless).
+    pub fn clear_sleeping(&self) {
+        self.flags.fetch_and(!SLEEPING, Relaxed);
     }
 
     /// Spins until the handler releases the record, calling `on_spin` on
@@ -327,12 +349,19 @@ impl Batch {
     }
 
     /// Runs the calls in FIFO order: a SYNC record runs, then is released;
-    /// an ASYNC one is released, then runs.
+    /// an ASYNC one is released, then runs. For callers whose senders never
+    /// halt; the kernel's run [`run_waking`](Self::run_waking).
     pub fn run(mut self) {
-        self.run_remaining();
+        self.run_remaining(&mut |_| {});
     }
 
-    fn run_remaining(&mut self) {
+    /// [`run`](Self::run), calling `wake(sender)` for every SYNC record whose
+    /// waiter marked it sleeping, right after its release.
+    pub fn run_waking(mut self, mut wake: impl FnMut(CpuId)) {
+        self.run_remaining(&mut wake);
+    }
+
+    fn run_remaining(&mut self, wake: &mut dyn FnMut(CpuId)) {
         while !self.head.is_null() {
             let this = self.head;
             // SAFETY: the batch owns the record until the release below; its
@@ -344,13 +373,16 @@ impl Batch {
             self.len -= 1;
             match rec.run {
                 Run::Borrowed { func, data } => {
+                    let sender = rec.sender();
                     // SAFETY: the record is still locked, so its sender is
                     // still waiting and the closure's borrow still live.
                     unsafe { func(data) };
-                    rec.release();
+                    if rec.release() {
+                        wake(sender);
+                    }
                 }
                 Run::Async(f) => {
-                    rec.release();
+                    let _ = rec.release();
                     match f {
                         // SAFETY: ASYNC records live in 'static storage
                         // (push's contract, push_async's types).
@@ -363,18 +395,22 @@ impl Batch {
     }
 }
 
+/// A dropped batch runs what is left without waking halted senders: their
+/// own alarm ends their halt (the kernel's waiters never halt without one).
 impl Drop for Batch {
     fn drop(&mut self) {
-        self.run_remaining();
+        self.run_remaining(&mut |_| {});
     }
 }
 
 impl CallRecord<'_> {
-    /// The last touch of a record by the CPU that ran it.
-    fn release(&self) {
+    /// The last touch of a record by the CPU that ran it. True when its
+    /// waiter marked it sleeping: the sender must be woken.
+    pub(crate) fn release(&self) -> bool {
         // Release: publishes a SYNC function's writes to the waiter, and
-        // orders our reads of the record before the next owner's writes.
-        // A store is enough: nobody else writes the flags while it is locked.
-        self.flags.store(0, Release);
+        // orders our reads of the record before the next owner's writes. A
+        // swap, not a store: the waiter may set SLEEPING at any moment, and
+        // the mark and the release must see each other in one order.
+        self.flags.swap(0, Release) & SLEEPING != 0
     }
 }

@@ -172,6 +172,48 @@ fn waiter_sees_the_functions_writes() {
     });
 }
 
+/// A call's waiter that halts (`CallRecord::mark_sleeping`) against the
+/// target's release: if the waiter halts, the release wakes it, and the
+/// waiter sees the function's writes either way.
+#[test]
+fn halted_call_waiter_is_woken_by_the_release() {
+    model(|| {
+        let target = Arc::new(Target::new());
+        let woken = Arc::new(AtomicBool::new(false));
+        let handler = {
+            let (target, woken) = (target.clone(), woken.clone());
+            thread::spawn(move || {
+                while !target.doorbell.swap(false, Acquire) {
+                    thread::yield_now();
+                }
+                target.queue.take_all().run_waking(|sender| {
+                    assert_eq!(sender, cpu(0));
+                    // The wake-up IPI: pending until the waiter takes it.
+                    woken.store(true, Release);
+                });
+            })
+        };
+        let slot = Slot(UnsafeCell::new(0));
+        // SAFETY: the waiter reads only after the release, which follows f.
+        let f = || unsafe { slot.set(7) };
+        let rec = CallRecord::new_sync(&f, "write", cpu(0), cpu(1));
+        // SAFETY: fresh SYNC record; we wait for its release below.
+        target.ring_if(unsafe { target.queue.push(&rec) });
+        if rec.mark_sleeping() {
+            // Halted: only the wake-up ends it (the kernel's alarm would end
+            // it too, but late: the model leaves the alarm out).
+            while !woken.load(Acquire) {
+                thread::yield_now();
+            }
+            rec.clear_sleeping();
+        }
+        rec.wait_released(|| ());
+        // SAFETY: released, so the function's write happened before this.
+        assert_eq!(unsafe { slot.get() }, 7);
+        handler.join().unwrap();
+    });
+}
+
 loom::lazy_static! {
     /// Runs of `count`, fresh in every execution.
     static ref RUNS: AtomicUsize = AtomicUsize::new(0);

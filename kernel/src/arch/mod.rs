@@ -38,6 +38,12 @@ pub mod cpu {
     };
 }
 
+/// This CPU's one-shot alarm: an interrupt at or after a timestamp, which
+/// only ends a halt.
+pub mod alarm {
+    pub use super::imp::apic::alarm::{clear, fired, mode_name, set};
+}
+
 /// Starting a CPU, the hardware steps of its way online and offline, and
 /// putting a CPU back into its wait-for-start state.
 pub mod start {

@@ -25,7 +25,8 @@ use smp_core::{CpuId, CpuSet, per_cpu};
 use spin::Once;
 
 use super::doorbell;
-use crate::arch::irq;
+use crate::arch::ipi::{self, IpiKind};
+use crate::arch::{alarm, irq};
 use crate::hooks::{self, Action, points};
 use crate::percpu::{self, Activity};
 use crate::time::{Deadline, SPINS_PER_CLOCK_READ};
@@ -67,6 +68,10 @@ pub struct Counters {
     /// Calls this CPU queued to a CPU that was not online (the early
     /// sender warning: it got past the online check, a sender bug).
     pub raced_sends: AtomicU64,
+    /// Times this CPU, waiting for a call, halted.
+    pub waiter_halts: AtomicU64,
+    /// Wake-ups this CPU sent to halted waiters.
+    pub wakes_sent: AtomicU64,
 }
 
 per_cpu! {
@@ -79,6 +84,8 @@ per_cpu! {
         watchdog_reports: AtomicU64::new(0),
         offline_warnings: AtomicU64::new(0),
         raced_sends: AtomicU64::new(0),
+        waiter_halts: AtomicU64::new(0),
+        wakes_sent: AtomicU64::new(0),
     });
 }
 
@@ -214,6 +221,10 @@ pub fn settle_abandoned_wait() {
     // inside `wait_for_all`, so the slice (on its stack or heap) is intact
     // and nothing else frees it while this CPU still runs.
     let records = unsafe { core::slice::from_raw_parts(start, len) };
+    // Taken down while halted: nobody need wake this CPU for them any more.
+    for rec in records {
+        rec.clear_sleeping();
+    }
     if !crate::time::wait_until(SETTLE_LIMIT_US, || records.iter().all(|r| !r.is_locked())) {
         for rec in records.iter().filter(|r| r.is_locked()) {
             log::error!("{}: a call to {} ({}) was never run; parking anyway", me(), rec.target(), rec.name());
@@ -230,12 +241,25 @@ pub fn settle_abandoned_wait() {
     }
 }
 
+/// How long a waiter spins before it halts (`csd.halt_after_us`, default
+/// 50; 0: spin only, as Linux's waiters do). Calls to a polling or busy CPU
+/// answer within a few µs and never halt; a waiter that is left waiting
+/// gives its host core to the vCPUs it waits for.
+fn halt_after_us() -> u64 {
+    static AFTER: Once<u64> = Once::new();
+    *AFTER.call_once(|| crate::params::get_u64("csd.halt_after_us", 50))
+}
+
 /// Waits for `rec` to be released, reporting (and ringing again) each time
-/// the watchdog limit passes.
+/// the watchdog limit passes. After a short spin a waiter with interrupts
+/// on halts until the release wakes it (docs/rules.md#cross-calls-10), or
+/// until its next report is due.
 fn wait_for(rec: &CallRecord<'_>) {
     let start = Deadline::after_us(0);
     let limit = watchdog_limit_us();
     let mut next_report = limit;
+    let halt_after = halt_after_us();
+    let may_halt = halt_after != 0 && irq::are_enabled();
     let mut spins = 0u32;
     rec.wait_released(|| {
         spins = spins.wrapping_add(1);
@@ -243,12 +267,39 @@ fn wait_for(rec: &CallRecord<'_>) {
             return;
         }
         let waited = start.elapsed_us();
-        if waited < next_report {
-            return;
+        if waited >= next_report {
+            next_report += limit;
+            watchdog_report(rec.target(), rec.name(), waited);
         }
-        next_report += limit;
-        watchdog_report(rec.target(), rec.name(), waited);
+        if may_halt && waited >= halt_after {
+            halt_until_released(rec, start.from_start_us(next_report));
+        }
     });
+}
+
+/// Halts until `rec`'s release wakes this CPU (the target sends
+/// `IpiKind::Wake` when it finds the record marked) or `until`, the alarm,
+/// passes. Interrupts are off from before the mark to the `sti; hlt`, so a
+/// wake-up sent at any moment after the mark is pending when the halt
+/// begins and ends it at once.
+fn halt_until_released(rec: &CallRecord<'_>, until: Deadline) {
+    irq::disable();
+    if rec.mark_sleeping() {
+        let _ = hooks::point(points::CALLS_WAITER_BEFORE_HALT, me());
+        alarm::set(until.timestamp());
+        COUNTERS.of(me()).waiter_halts.fetch_add(1, Ordering::Relaxed);
+        irq::enable_and_halt();
+        irq::disable();
+        alarm::clear();
+        rec.clear_sleeping();
+    }
+    irq::enable();
+}
+
+/// Wakes `sender`, halted for a call this CPU just ran.
+fn wake_sender(sender: CpuId) {
+    COUNTERS.of(me()).wakes_sent.fetch_add(1, Ordering::Relaxed);
+    ipi::send(IpiKind::Wake, sender);
 }
 
 fn watchdog_report(target: CpuId, name: &str, waited_us: u64) {
@@ -522,7 +573,7 @@ pub fn call_all<F: Fn() + Sync>(name: &'static str, include_self: bool, f: &F) -
 pub(super) fn run_queue(cpu: CpuId) -> usize {
     let batch = queue(cpu).take_all();
     let n = batch.len();
-    batch.run();
+    batch.run_waking(wake_sender);
     COUNTERS.of(cpu).calls_run.fetch_add(n as u64, Ordering::Relaxed);
     n
 }
@@ -549,7 +600,7 @@ pub fn on_doorbell() {
         log::warn!("IPI on offline {cpu} with {} callback(s) queued after it went offline:{names}", batch.len());
     }
     let n = batch.len();
-    batch.run();
+    batch.run_waking(wake_sender);
     COUNTERS.of(cpu).calls_run.fetch_add(n as u64, Ordering::Relaxed);
     percpu::current().set_activity(prev);
 }

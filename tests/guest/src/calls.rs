@@ -7,6 +7,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 use crate::ktest::{Failure, Outcome, Test};
 use crate::{kassert, kassert_eq, ktest};
+use kernel::arch::alarm;
+use kernel::hooks::{self, Mode, points};
 use kernel::percpu;
 use kernel::smp::calls::{self, CallError};
 use kernel::smp::{self, bringup};
@@ -25,6 +27,11 @@ pub const TESTS: &[Test] = &[
     ktest!(call_all_reaches_every_online_cpu).min_cpus(2),
     ktest!(nowait_calls_all_run).min_cpus(2),
     ktest!(watchdog_reports_a_stuck_target_and_recovers).params("csd.timeout_ms=300").min_cpus(3).timeout_ms(60_000),
+    ktest!(a_release_just_before_the_waiters_halt_wakes_it).params("csd.timeout_ms=30000").min_cpus(3),
+    ktest!(a_halted_waiter_still_reports_a_target_that_never_answers)
+        .params("csd.timeout_ms=300")
+        .min_cpus(3)
+        .timeout_ms(60_000),
 ];
 
 fn other_cpu() -> Result<CpuId, Failure> {
@@ -289,5 +296,89 @@ fn watchdog_reports_a_stuck_target_and_recovers() -> Outcome {
     let reported = calls::counters(me).watchdog_reports.load(Ordering::SeqCst) - reports;
     kassert!(done.load(Ordering::SeqCst));
     kassert!(reported >= 1, "the watchdog never reported the stuck call");
+    Ok(())
+}
+
+static GO: AtomicBool = AtomicBool::new(false);
+static WAITED_US: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// A job: a call to `target` that runs until `GO`; records how long it took.
+fn wait_for_a_slow_call(target: usize) {
+    let target = CpuId::new(target).expect("a CPU index");
+    let start = kernel::time::Deadline::after_us(0);
+    let _ = calls::call_single(target, "slow", &|| {
+        while !GO.load(Ordering::SeqCst) {
+            core::hint::spin_loop();
+        }
+    });
+    WAITED_US.store(start.elapsed_us(), Ordering::SeqCst);
+}
+
+/// The race of a halting waiter (docs/rules.md#cross-calls-10): the waiter
+/// has marked its record sleeping and is held just before its halt, with
+/// interrupts off, while the target runs the call and releases it. The
+/// release must send the wake-up, which then ends the halt at once; lost,
+/// the waiter would sleep until its alarm, 30 s away.
+fn a_release_just_before_the_waiters_halt_wakes_it() -> Outcome {
+    let me = percpu::current_cpu();
+    let others: Vec<CpuId> = smp::ONLINE.snapshot().iter().filter(|c| *c != me).collect();
+    kassert!(others.len() >= 2, "needs two other CPUs");
+    let (waiter, target) = (others[0], others[1]);
+    GO.store(false, Ordering::SeqCst);
+    WAITED_US.store(u64::MAX, Ordering::SeqCst);
+    let wakes = calls::counters(target).wakes_sent.load(Ordering::SeqCst);
+    let halts = calls::counters(waiter).waiter_halts.load(Ordering::SeqCst);
+    let alarms = alarm::fired(waiter);
+    hooks::arm(points::CALLS_WAITER_BEFORE_HALT, Some(waiter), Mode::Pause);
+    kernel::smp::worker::spawn(waiter, wait_for_a_slow_call, target.index())
+        .map_err(|e| Failure(alloc::format!("{e:?}")))?;
+    let held = hooks::wait_reached(points::CALLS_WAITER_BEFORE_HALT, 5_000);
+    GO.store(true, Ordering::SeqCst);
+    let woken =
+        kernel::time::wait_until(5_000_000, || calls::counters(target).wakes_sent.load(Ordering::SeqCst) > wakes);
+    hooks::release(points::CALLS_WAITER_BEFORE_HALT);
+    kassert!(held, "{waiter} never got to halt for its call");
+    kassert!(woken, "{target} released a record marked sleeping without waking {waiter}");
+    kassert!(
+        kernel::time::wait_until(5_000_000, || WAITED_US.load(Ordering::SeqCst) != u64::MAX),
+        "{waiter} stayed halted: the wake-up sent before its halt was lost"
+    );
+    kassert!(calls::counters(waiter).waiter_halts.load(Ordering::SeqCst) > halts, "{waiter} never halted");
+    kassert!(alarm::fired(waiter) == alarms, "the alarm, not the wake-up, ended the halt");
+    Ok(())
+}
+
+static SAW_REPORT: AtomicBool = AtomicBool::new(false);
+
+/// A job: releases the held target only once `waiter` reported it.
+fn release_after_a_report(waiter: usize) {
+    let waiter = CpuId::new(waiter).expect("a CPU index");
+    let before = calls::counters(waiter).watchdog_reports.load(Ordering::SeqCst);
+    let saw = kernel::time::wait_until(10_000_000, || {
+        calls::counters(waiter).watchdog_reports.load(Ordering::SeqCst) > before
+    });
+    SAW_REPORT.store(saw, Ordering::SeqCst);
+    release();
+}
+
+/// A waiter that halted for a target that never answers is still woken by
+/// its alarm to report it (every wait bounded and reported): the target is
+/// released only after the report, so without the alarm nothing would
+/// wake the waiter before it.
+fn a_halted_waiter_still_reports_a_target_that_never_answers() -> Outcome {
+    let me = percpu::current_cpu();
+    let others: Vec<CpuId> = smp::ONLINE.snapshot().iter().filter(|c| *c != me).collect();
+    kassert!(others.len() >= 2, "needs two other CPUs");
+    let (target, helper) = (others[0], others[1]);
+    SAW_REPORT.store(false, Ordering::SeqCst);
+    let halts = calls::counters(me).waiter_halts.load(Ordering::SeqCst);
+    let alarms = alarm::fired(me);
+    hold(target)?;
+    calls::call_single_nowait(helper, release_after_a_report, me.index())
+        .map_err(|e| Failure(alloc::format!("{e:?}")))?;
+    calls::call_single(target, "after-the-hold", &|| {}).map_err(|e| Failure(alloc::format!("{e:?}")))?;
+    kassert!(SAW_REPORT.load(Ordering::SeqCst), "the halted waiter did not report its stuck target");
+    kassert!(calls::counters(me).waiter_halts.load(Ordering::SeqCst) > halts, "the waiter never halted");
+    kassert!(alarm::fired(me) > alarms, "no alarm ended the waiter's halt");
     Ok(())
 }

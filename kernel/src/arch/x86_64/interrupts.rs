@@ -23,6 +23,7 @@ pub fn install(idt: &mut InterruptDescriptorTable) {
     idt[vectors::PING].set_handler_fn(ping);
     idt[vectors::STOP].set_handler_fn(stop);
     idt[vectors::STOP_MACHINE].set_handler_fn(stop_machine);
+    idt[vectors::WAKE].set_handler_fn(wake);
     idt[vectors::LAPIC_TIMER].set_handler_fn(lapic_timer);
     idt[vectors::LAPIC_ERROR].set_handler_fn(lapic_error);
     idt[vectors::SPURIOUS].set_handler_fn(spurious);
@@ -66,7 +67,14 @@ extern "x86-interrupt" fn stop_machine(_: InterruptStackFrame) {
     crate::smp::hotplug::park_if_dying();
 }
 
+/// The alarm (`apic::alarm`): it only ends a halt.
 extern "x86-interrupt" fn lapic_timer(_: InterruptStackFrame) {
+    apic::alarm::on_fired();
+    apic::eoi();
+}
+
+/// A halted call waiter's wake-up: taking it is all it does.
+extern "x86-interrupt" fn wake(_: InterruptStackFrame) {
     apic::eoi();
 }
 

@@ -29,6 +29,7 @@ pub fn init_boot_cpu() -> Discovered {
     if let Err(e) = apic::init_this_cpu(topology::lint_nmi(CpuId::BOOT)) {
         panic!("the boot CPU's local APIC cannot be set up: {e}");
     }
+    apic::alarm::init();
     let controller = match mode {
         apic::Mode::XApic => "xAPIC",
         apic::Mode::X2Apic => "x2APIC",

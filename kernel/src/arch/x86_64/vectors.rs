@@ -5,7 +5,7 @@
 /// The legacy 8259 PICs are remapped here (and masked) so a stray IRQ can
 /// never alias a CPU exception vector.
 pub const PIC_BASE: u8 = 0x20;
-/// Local APIC timer (kept masked; bring-up needs no periodic tick).
+/// Local APIC timer: masked but for a halted waiter's alarm (`apic::alarm`).
 pub const LAPIC_TIMER: u8 = 0xEC;
 /// A cross-call doorbell: "your call queue became non-empty".
 pub const CALL_FUNCTION: u8 = 0xF0;
@@ -15,6 +15,8 @@ pub const PING: u8 = 0xF1;
 pub const STOP: u8 = 0xF2;
 /// "Join the stop-machine in progress".
 pub const STOP_MACHINE: u8 = 0xF3;
+/// "The call you halted for has run": wakes a halted call waiter.
+pub const WAKE: u8 = 0xF4;
 /// Local APIC error interrupt (LVT Error).
 pub const LAPIC_ERROR: u8 = 0xFE;
 /// Spurious-interrupt vector (SVR); its low nibble must be all ones on old APICs.
@@ -27,6 +29,7 @@ pub enum IpiKind {
     Ping,
     Stop,
     StopMachine,
+    Wake,
 }
 
 impl IpiKind {
@@ -36,6 +39,7 @@ impl IpiKind {
             IpiKind::Ping => PING,
             IpiKind::Stop => STOP,
             IpiKind::StopMachine => STOP_MACHINE,
+            IpiKind::Wake => WAKE,
         }
     }
 }

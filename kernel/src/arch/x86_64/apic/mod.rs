@@ -8,6 +8,7 @@
 //! and writes 0 (unmasked, vector 0) to LINT0/LINT1, so every LVT entry is
 //! programmed again right after.
 
+pub mod alarm;
 pub mod esr;
 mod icr;
 mod logical;

@@ -31,6 +31,10 @@ pub(super) const LVT_PERF: Reg = Reg(0x340);
 pub(super) const LVT_LINT0: Reg = Reg(0x350);
 pub(super) const LVT_LINT1: Reg = Reg(0x360);
 pub(super) const LVT_ERROR: Reg = Reg(0x370);
+/// The timer's count registers and divider (SDM vol. 3, 11.5.4).
+pub(super) const TIMER_INITIAL_COUNT: Reg = Reg(0x380);
+pub(super) const TIMER_CURRENT_COUNT: Reg = Reg(0x390);
+pub(super) const TIMER_DIVIDE: Reg = Reg(0x3E0);
 
 /// The first x2APIC MSR (SDM vol. 3, 11.12.1.2).
 const X2APIC_MSR_BASE: u32 = 0x800;
