@@ -21,8 +21,15 @@ use crate::time;
 
 const NO_OWNER: u32 = u32::MAX;
 /// How long a CPU waits for the console to finish a line before breaking
-/// the lock.
+/// the lock: this, plus [`LOCK_BREAK_US_PER_CPU`] for every CPU there may
+/// be. Under an emulator with far more vCPUs than host cores, the owner may
+/// sit descheduled by the host mid-line for a long time and only looks stuck.
 const LOCK_BREAK_US: u64 = 200_000;
+const LOCK_BREAK_US_PER_CPU: u64 = 1_000;
+
+fn lock_break_us() -> u64 {
+    LOCK_BREAK_US + LOCK_BREAK_US_PER_CPU * smp_core::percpu::possible() as u64
+}
 const LINE_MAX: usize = 1024;
 
 struct Serial(UnsafeCell<Option<Uart16550Tty<PioBackend>>>);
@@ -34,7 +41,7 @@ unsafe impl Sync for Serial {}
 static SERIAL: Serial = Serial(UnsafeCell::new(None));
 static OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
 /// Lines written so far: a waiter breaks the lock only when no line has
-/// been finished for `LOCK_BREAK_US`.
+/// been finished for `lock_break_us()`.
 static LINES: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicBool = AtomicBool::new(false);
 
@@ -131,12 +138,12 @@ fn write_bytes(bytes: &[u8]) {
         // its turn, and breaking a lock that is still moving would mix the
         // lines byte by byte.
         let mut seen = (OWNER.load(Ordering::Relaxed), LINES.load(Ordering::Relaxed));
-        let mut deadline = time::Deadline::after_us(LOCK_BREAK_US);
+        let mut deadline = time::Deadline::after_us(lock_break_us());
         while OWNER.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
             let now = (OWNER.load(Ordering::Relaxed), LINES.load(Ordering::Relaxed));
             if now != seen {
                 seen = now;
-                deadline = time::Deadline::after_us(LOCK_BREAK_US);
+                deadline = time::Deadline::after_us(lock_break_us());
             } else if deadline.expired() {
                 // The owner is stuck (halted mid-line or spinning with the
                 // lock): a late log line beats a hung machine.
@@ -184,7 +191,7 @@ fn with_uart<R>(f: impl FnOnce(&mut Uart16550Tty<PioBackend>) -> R) -> Option<R>
     }
     let me = percpu::current_cpu().index() as u32;
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let deadline = time::Deadline::after_us(LOCK_BREAK_US);
+        let deadline = time::Deadline::after_us(lock_break_us());
         while OWNER.compare_exchange(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
             if deadline.expired() {
                 return None;

@@ -23,7 +23,10 @@ pub const TESTS: &[Test] = &[
     ktest!(expected_cpu_count_is_online),
     ktest!(apic_mode_is_the_one_the_machine_offers),
     ktest!(every_online_cpu_answers_an_ipi).min_cpus(2),
-    ktest!(watcher_pings_each_cpu_the_instant_it_is_online).params("smp.boot_aps=0").min_cpus(2),
+    // Every AP spins at one hook, interrupts off, for the whole bring-up;
+    // at 1024 vCPUs on 2 host cores the spinning APs starve the rest past
+    // the hook's 20 s bound (seen in `q35-bios-smp1024-x2apic`).
+    ktest!(watcher_pings_each_cpu_the_instant_it_is_online).params("smp.boot_aps=0").min_cpus(2).max_cpus(512),
     ktest!(a_failing_setup_step_leaves_only_that_cpu_offline).params("smp.boot_aps=0").min_cpus(4).timeout_ms(60_000),
     ktest!(one_by_one_bring_up_works).params("smp.boot_aps=0;smp.parallel=0;smp.fast_start=1"),
     ktest!(malformed_madt_falls_back_to_one_cpu),

@@ -51,6 +51,9 @@ pub struct Test {
     /// A boolean boot parameter the machine's configuration sets when the
     /// machine can show what the test checks; skipped where it is unset.
     pub needs: &'static str,
+    /// Skipped on machines with more CPUs: the test's method stops scaling
+    /// (say why where it is set).
+    pub max_cpus: usize,
 }
 
 impl Test {
@@ -66,6 +69,7 @@ impl Test {
             params: "",
             backtrace: "",
             needs: "",
+            max_cpus: usize::MAX,
         }
     }
     pub const fn fresh_boot(mut self) -> Test {
@@ -74,6 +78,10 @@ impl Test {
     }
     pub const fn min_cpus(mut self, n: usize) -> Test {
         self.min_cpus = n;
+        self
+    }
+    pub const fn max_cpus(mut self, n: usize) -> Test {
+        self.max_cpus = n;
         self
     }
     pub const fn timeout_ms(mut self, ms: u64) -> Test {
@@ -208,6 +216,17 @@ pub fn main(suites: &[&[Test]]) -> ! {
             println_raw!(
                 "{}",
                 Line::Skip { name, reason: format_args!("needs {} CPUs, the machine has {cpus}", t.min_cpus) }
+            );
+            skipped += 1;
+            continue;
+        }
+        if cpus > t.max_cpus {
+            println_raw!(
+                "{}",
+                Line::Skip {
+                    name,
+                    reason: format_args!("its method holds at most {} CPUs, the machine has {cpus}", t.max_cpus)
+                }
             );
             skipped += 1;
             continue;
