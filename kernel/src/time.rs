@@ -120,13 +120,7 @@ pub struct Deadline {
 
 impl Deadline {
     pub fn after_us(us: u64) -> Deadline {
-        let start = rdtsc();
-        // Before calibration assume a slow 1 GHz TSC, so waits only get longer.
-        let rate = match tsc_per_us() {
-            0 => 1000,
-            r => r,
-        };
-        Deadline { start, end: start.saturating_add(us.saturating_mul(rate)) }
+        Deadline { start: rdtsc(), end: 0 }.from_start_us(us)
     }
 
     pub fn after_ms(ms: u64) -> Deadline {
@@ -144,6 +138,7 @@ impl Deadline {
 
     /// The deadline `us` microseconds after this one started.
     pub fn from_start_us(&self, us: u64) -> Deadline {
+        // Before calibration assume a slow 1 GHz TSC, so waits only get longer.
         let rate = match tsc_per_us() {
             0 => 1000,
             r => r,

@@ -160,23 +160,31 @@ fn bring_up(aps: &CpuSet, kinds: &[(&str, bool)]) {
     }
 }
 
+fn call_all_wait(samples: usize) {
+    report(
+        names::CALL_ALL_WAIT,
+        sample(samples, || {
+            calls::call_all("bench-all", false, &|| {});
+        }),
+    );
+}
+
+fn stop_machine_all(me: CpuId, samples: usize) {
+    report(
+        names::STOP_MACHINE_ALL,
+        sample(samples, || {
+            let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
+        }),
+    );
+}
+
 /// With `bench.scale=1`: only what must grow sub-linearly with the CPU
 /// count, with few samples, so that a boot of 1024 CPUs finishes in
 /// minutes: a call to every CPU, a stop-machine of every CPU, a hotplug
 /// cycle and a parallel bring-up of every AP.
 fn scale(me: CpuId, online: &CpuSet) -> ! {
-    report(
-        names::CALL_ALL_WAIT,
-        sample(20, || {
-            calls::call_all("bench-all", false, &|| {});
-        }),
-    );
-    report(
-        names::STOP_MACHINE_ALL,
-        sample(10, || {
-            let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
-        }),
-    );
+    call_all_wait(20);
+    stop_machine_all(me, 10);
     let aps = online.difference(&CpuSet::single(me));
     if let Some(victim) = aps.iter().last() {
         hotplug_cycles(victim, 3);
@@ -236,12 +244,7 @@ pub fn run() -> ! {
         );
     });
     throughput(partner);
-    report(
-        names::CALL_ALL_WAIT,
-        sample(200, || {
-            calls::call_all("bench-all", false, &|| {});
-        }),
-    );
+    call_all_wait(200);
     let others: Vec<CpuId> = online.iter().filter(|c| *c != me).collect();
     while_busy(&others, || {
         report(
@@ -251,12 +254,7 @@ pub fn run() -> ! {
             }),
         );
     });
-    report(
-        names::STOP_MACHINE_ALL,
-        sample(50, || {
-            let _ = stop_machine::stop_machine(&CpuSet::single(me), &|_| {});
-        }),
-    );
+    stop_machine_all(me, 50);
     let victim = online.iter().filter(|c| *c != me).last().unwrap_or(partner);
     hotplug_cycles(victim, 20);
     let aps = online.difference(&CpuSet::single(me));
