@@ -15,7 +15,7 @@ use crate::judge::{Judge, ListJudge, Outcome};
 use crate::plan::{self, BootPlan, PlanOptions};
 use crate::process::{Output, RunOptions, Stream};
 use crate::protocol::TestInfo;
-use crate::report::{self, Tail, Tally};
+use crate::report::{self, Findings, Tail, Tally};
 use crate::vm::{Emulator, Medium, VmConfig};
 use crate::{symbols, workspace};
 
@@ -66,6 +66,8 @@ pub struct MachineResult {
 #[derive(Debug, Default)]
 pub struct GuestReport {
     pub tally: Tally,
+    /// Every failure's line and reproduce command, for the recap.
+    pub failures: Vec<String>,
     pub machines: Vec<MachineResult>,
 }
 
@@ -74,6 +76,7 @@ pub struct GuestReport {
 /// guest does ends up in the tally.
 pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     let mut tally = Tally::default();
+    let mut failures = Vec::new();
     let mut machines = Vec::new();
     let total = opts.runs.iter().map(|run| run.machines.len()).sum::<usize>();
     let mut done = 0;
@@ -139,7 +142,9 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
                     };
                     print_header(run, cfg, &selection);
                     let started = Instant::now();
-                    result.tally = run_config(booter, cfg, plan, &run.plan, opts, &symbols)?;
+                    let found = run_config(booter, cfg, plan, &run.plan, opts, &symbols)?;
+                    result.tally = found.tally;
+                    failures.extend(found.failures);
                     result.elapsed = Some(started.elapsed());
                     if run.header {
                         eprintln!(
@@ -154,7 +159,7 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
             machines.push(result);
         }
     }
-    Ok(GuestReport { tally, machines })
+    Ok(GuestReport { tally, failures, machines })
 }
 
 fn print_header(run: &GuestRun, cfg: &VmConfig, selection: &str) {
@@ -247,18 +252,18 @@ fn run_config(
     plan_opts: &PlanOptions,
     opts: &GuestOptions,
     symbols: &Rc<dyn Symbols>,
-) -> Result<Tally> {
+) -> Result<Findings> {
     let label = cfg.label();
-    let mut tally = Tally::default();
+    let mut found = Findings::default();
     for (test, why) in &plan.skipped {
         println!("guest {label} {} ... skipped: {why}", test.name);
-        tally.skipped += 1;
+        found.tally.skipped += 1;
     }
     let mut queue: VecDeque<BootPlan> = plan.boots.iter().cloned().collect();
     let mut boot_no = 0;
     while let Some(boot_plan) = queue.pop_front() {
         boot_no += 1;
-        let rerun = run_boot(booter, cfg, &boot_plan, boot_no, opts, symbols, &mut tally)?;
+        let rerun = run_boot(booter, cfg, &boot_plan, boot_no, opts, symbols, &mut found)?;
         if !rerun.is_empty() {
             eprintln!(
                 "xtask: {} test(s) of boot {boot_no} did not get to run before it went down; running them in a new boot",
@@ -267,7 +272,7 @@ fn run_config(
             queue.push_front(BootPlan::new(rerun, plan_opts));
         }
     }
-    Ok(tally)
+    Ok(found)
 }
 
 /// One boot of the plan; prints its verdicts, returns the tests to re-run.
@@ -278,7 +283,7 @@ fn run_boot(
     boot_no: usize,
     opts: &GuestOptions,
     symbols: &Rc<dyn Symbols>,
-    tally: &mut Tally,
+    found: &mut Findings,
 ) -> Result<Vec<TestInfo>> {
     let label = cfg.label();
     // Named configurations keep their boots' files apart from the default's.
@@ -308,8 +313,9 @@ fn run_boot(
         let Output::Line(_, at, _) = out else { return };
         for verdict in judge.feed(at, &line) {
             shown += 1;
-            println!("{}", report::verdict_line(&label, &verdict));
-            tally.count(&verdict.outcome);
+            let line = report::verdict_line(&label, &verdict);
+            println!("{line}");
+            found.record(line, &verdict.outcome);
             if matches!(verdict.outcome, Outcome::Failed(_)) && !opts.verbose {
                 print_excerpt(&mut tail, judge.crash_trace(), &mut trace_shown);
             }
@@ -320,17 +326,21 @@ fn run_boot(
     let late_failure = !report.boot_failures.is_empty()
         || report.verdicts[shown..].iter().any(|v| matches!(v.outcome, Outcome::Failed(_)));
     for verdict in &report.verdicts[shown..] {
-        println!("{}", report::verdict_line(&label, verdict));
-        tally.count(&verdict.outcome);
+        let line = report::verdict_line(&label, verdict);
+        println!("{line}");
+        found.record(line, &verdict.outcome);
     }
     for why in &report.boot_failures {
-        println!("{}", report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why));
-        tally.failed += 1;
+        let line = report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why);
+        println!("{line}");
+        found.record(line, &Outcome::Failed(why.clone()));
     }
     if report.has_failures() {
         let trace = report.crash_trace.as_ref().filter(|_| !trace_shown);
         show_failure_context(&mut tail, trace, &boot, opts.verbose, late_failure);
-        println!("    reproduce: {}", reproduce_command(cfg, boot_plan, opts.kernel.as_deref()));
+        let reproduce = format!("    reproduce: {}", reproduce_command(cfg, boot_plan, opts.kernel.as_deref()));
+        println!("{reproduce}");
+        found.failures.push(reproduce);
     } else {
         remove_image(&boot);
     }

@@ -43,6 +43,38 @@ impl Tally {
     }
 }
 
+/// What boots found: the counts, and each failure's verdict line with the
+/// command that reproduces it. The failures are repeated after the closing
+/// table, because a log cut to its last lines (as CI shows it) must still
+/// name what failed and how to run it again.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub tally: Tally,
+    pub failures: Vec<String>,
+}
+
+impl Findings {
+    /// Counts a verdict, keeping its line when it failed.
+    pub fn record(&mut self, line: String, outcome: &Outcome) {
+        self.tally.count(outcome);
+        if matches!(outcome, Outcome::Failed(_)) {
+            self.failures.push(line);
+        }
+    }
+}
+
+/// The failures again, printed after the closing table; empty when none.
+pub fn recap(failures: &[String]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("failures, again:\n");
+    for line in failures {
+        out += &format!("  {line}\n");
+    }
+    out
+}
+
 /// `guest bios/smp4 boot::heap_works ... ok (0.41s)`.
 pub fn verdict_line(label: &str, verdict: &Verdict) -> String {
     let time = verdict.duration.map(|d| format!(" ({:.2}s)", d.as_secs_f64())).unwrap_or_default();

@@ -42,6 +42,7 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         if report.machines.len() > 1 || !args.configs.configs.is_empty() {
             println!("\n{}", report::machine_table(&report.machines));
         }
+        print!("{}", report::recap(&report.failures));
         tally.add(report.tally);
     }
     // The closing line, alone, in the form CI reads.

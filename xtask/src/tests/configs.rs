@@ -517,3 +517,20 @@ fn the_table_has_a_row_per_machine_and_says_why_one_was_skipped() {
     assert!(lines[3].contains("SKIP") && lines[3].trim_end().ends_with('-'), "{text}");
     assert!(lines[4].contains("bochs-smp4-xapic: skipped: Bochs is not installed; to enable: apt-get install bochs"));
 }
+
+#[test]
+fn failures_are_kept_with_their_reproduce_line_and_repeated_after_the_table() {
+    use crate::judge::Outcome;
+    use crate::report::{Findings, recap};
+    let mut found = Findings::default();
+    found.record("guest bios/smp4 calls::a ... ok".into(), &Outcome::Passed);
+    found.record("guest bios/smp4 calls::b ... FAILED: late".into(), &Outcome::Failed("late".into()));
+    found.record("guest bios/smp4 calls::c ... skipped: 1 CPU".into(), &Outcome::Skipped("1 CPU".into()));
+    found.failures.push("    reproduce: cargo xtask qemu".into());
+    assert_eq!(found.tally, Tally { passed: 1, failed: 1, skipped: 1 });
+    assert_eq!(
+        recap(&found.failures),
+        "failures, again:\n  guest bios/smp4 calls::b ... FAILED: late\n      reproduce: cargo xtask qemu\n"
+    );
+    assert_eq!(recap(&[]), "");
+}
