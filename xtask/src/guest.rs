@@ -65,9 +65,7 @@ pub struct MachineResult {
 /// What the guest side did: the counts, and per machine for the table.
 #[derive(Debug, Default)]
 pub struct GuestReport {
-    pub tally: Tally,
-    /// Every failure's line and reproduce command, for the recap.
-    pub failures: Vec<String>,
+    pub found: Findings,
     pub machines: Vec<MachineResult>,
 }
 
@@ -75,8 +73,7 @@ pub struct GuestReport {
 /// host failing us (cannot write a file, cannot start QEMU); whatever the
 /// guest does ends up in the tally.
 pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
-    let mut tally = Tally::default();
-    let mut failures = Vec::new();
+    let mut found = Findings::default();
     let mut machines = Vec::new();
     let total = opts.runs.iter().map(|run| run.machines.len()).sum::<usize>();
     let mut done = 0;
@@ -97,9 +94,9 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
     let tests = match lister {
         Some((run, cfg)) => match list_tests(booter, cfg, &run.plan, opts, symbols.as_ref())? {
             Ok(tests) => Some(tests),
-            // Already reported, with the serial output that explains it.
-            Err(_) => {
-                tally.failed += 1;
+            // Already shown, with the serial output that explains it.
+            Err(line) => {
+                found.fail(line);
                 None
             }
         },
@@ -142,9 +139,9 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
                     };
                     print_header(run, cfg, &selection);
                     let started = Instant::now();
-                    let found = run_config(booter, cfg, plan, &run.plan, opts, &symbols)?;
-                    result.tally = found.tally;
-                    failures.extend(found.failures);
+                    let of_config = run_config(booter, cfg, plan, &run.plan, opts, &symbols)?;
+                    result.tally = of_config.tally;
+                    found.failures.extend(of_config.failures);
                     result.elapsed = Some(started.elapsed());
                     if run.header {
                         eprintln!(
@@ -155,11 +152,11 @@ pub fn run_tests(booter: &Booter, opts: &GuestOptions) -> Result<GuestReport> {
                     }
                 }
             }
-            tally.add(result.tally);
+            found.tally.add(result.tally);
             machines.push(result);
         }
     }
-    Ok(GuestReport { tally, failures, machines })
+    Ok(GuestReport { found, machines })
 }
 
 fn print_header(run: &GuestRun, cfg: &VmConfig, selection: &str) {
@@ -191,7 +188,7 @@ fn scaled(d: Duration, opts: &GuestOptions) -> Duration {
 }
 
 /// Boots with `ktest.list=1`; the outer error is the host's, the inner the
-/// guest's (already explained on the terminal).
+/// guest's: its failure line, already shown with what explains it.
 fn list_tests(
     booter: &Booter,
     cfg: &VmConfig,
@@ -212,9 +209,9 @@ fn list_tests(
             list.feed(&line);
         }
     })?;
-    let result = list.finish(boot.exit);
-    if let Err(why) = &result {
-        println!("{}", report::boot_failure_line(&cfg.label(), "<list>", why));
+    let result = list.finish(boot.exit).map_err(|why| report::boot_failure_line(&cfg.label(), "<list>", &why));
+    if let Err(line) = &result {
+        println!("{line}");
         show_failure_context(&mut tail, None, &boot, opts.verbose, true);
     } else {
         remove_image(&boot);
@@ -313,9 +310,9 @@ fn run_boot(
         let Output::Line(_, at, _) = out else { return };
         for verdict in judge.feed(at, &line) {
             shown += 1;
-            let line = report::verdict_line(&label, &verdict);
-            println!("{line}");
-            found.record(line, &verdict.outcome);
+            let text = report::verdict_line(&label, &verdict);
+            println!("{text}");
+            found.record(text, &verdict.outcome);
             if matches!(verdict.outcome, Outcome::Failed(_)) && !opts.verbose {
                 print_excerpt(&mut tail, judge.crash_trace(), &mut trace_shown);
             }
@@ -326,14 +323,14 @@ fn run_boot(
     let late_failure = !report.boot_failures.is_empty()
         || report.verdicts[shown..].iter().any(|v| matches!(v.outcome, Outcome::Failed(_)));
     for verdict in &report.verdicts[shown..] {
-        let line = report::verdict_line(&label, verdict);
-        println!("{line}");
-        found.record(line, &verdict.outcome);
+        let text = report::verdict_line(&label, verdict);
+        println!("{text}");
+        found.record(text, &verdict.outcome);
     }
     for why in &report.boot_failures {
-        let line = report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why);
-        println!("{line}");
-        found.record(line, &Outcome::Failed(why.clone()));
+        let text = report::boot_failure_line(&label, &format!("<boot {boot_no}>"), why);
+        println!("{text}");
+        found.fail(text);
     }
     if report.has_failures() {
         let trace = report.crash_trace.as_ref().filter(|_| !trace_shown);

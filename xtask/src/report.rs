@@ -56,10 +56,16 @@ pub struct Findings {
 impl Findings {
     /// Counts a verdict, keeping its line when it failed.
     pub fn record(&mut self, line: String, outcome: &Outcome) {
-        self.tally.count(outcome);
-        if matches!(outcome, Outcome::Failed(_)) {
-            self.failures.push(line);
+        match outcome {
+            Outcome::Failed(_) => self.fail(line),
+            _ => self.tally.count(outcome),
         }
+    }
+
+    /// A failure that is no test's verdict (a boot that went wrong).
+    pub fn fail(&mut self, line: String) {
+        self.tally.failed += 1;
+        self.failures.push(line);
     }
 }
 

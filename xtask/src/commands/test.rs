@@ -42,8 +42,8 @@ pub fn run(args: &TestArgs) -> Result<ExitCode> {
         if report.machines.len() > 1 || !args.configs.configs.is_empty() {
             println!("\n{}", report::machine_table(&report.machines));
         }
-        print!("{}", report::recap(&report.failures));
-        tally.add(report.tally);
+        print!("{}", report::recap(&report.found.failures));
+        tally.add(report.found.tally);
     }
     // The closing line, alone, in the form CI reads.
     println!("{}", tally.summary_line());
